@@ -1,0 +1,3 @@
+"""tf-tools: TrajFusion toolkit."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Thin typer front-ends: flags -> config -> a core call. No loops over records here."""

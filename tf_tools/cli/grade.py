@@ -1,0 +1,115 @@
+"""tf-grade: extract each trajectory's final answer and decide whether it is correct."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from tf_tools.cli import common
+from tf_tools.errors import EXIT_ERROR, EXIT_PARTIAL
+
+HELP = """Add `pred`, `verdict` (correct | incorrect | no_answer | truncated | ungradable),
+`correct` and `_tf.grade` to every record, in input order.
+
+Examples:
+
+\b
+  tf-grade trajectories.jsonl > graded.jsonl
+  tf-sample -m MODEL < problems.jsonl | tf-grade --workers 8 | tf-cluster > problems.jsonl
+  tf-grade --last-number --completion-key output --answer-key target runs.jsonl -o graded.jsonl
+  tf-grade --check-gold problems.jsonl        # before spending GPU hours on a data set
+  tf-grade --resume -o graded.jsonl big.jsonl # continue a killed run
+"""
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@app.command(help=HELP, no_args_is_help=False)
+def grade(
+    inputs: common.Inputs = None,
+    output: common.Output = None,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Grading worker processes (default: CPU cores).")] = 0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Hard limit in seconds per answer; the worker is killed after it and the record is ungradable.")] = 5.0,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Relative tolerance for answers written as decimals.")] = 1e-6,
+    last_number: Annotated[bool, typer.Option("--last-number", help="Fall back to the last number in the text (weak models rarely box).")] = False,
+    last_math: Annotated[bool, typer.Option("--last-math", help="Fall back to the last $...$ / \\(...\\) / \\[...\\] in the text.")] = False,
+    choices: Annotated[str | None, typer.Option("--choices", help="Grade as multiple choice with these letters, e.g. ABCD (automatic when the gold is a single letter A-E).")] = None,
+    answer_key: Annotated[str, typer.Option("--answer-key", help="Field with the gold answer (string, GSM8K '... #### 42', a MATH solution with \\boxed, or a list).")] = "answer",
+    completion_key: Annotated[str, typer.Option("--completion-key", help="Field with the model output to extract from.")] = "completion",
+    pred_key: Annotated[str | None, typer.Option("--pred-key", help="Take the prediction from this field as-is instead of extracting it.")] = None,
+    id_key: common.IdKey = "id",
+    check_gold: Annotated[bool, typer.Option("--check-gold", help="Read problems and report every gold answer that does not parse or does not equal itself (exit 1 if any).")] = False,
+    memory_mb: Annotated[int, typer.Option("--worker-memory", help="Address-space cap per worker in MiB (0: none).")] = 4096,
+    resume: common.Resume = False,
+    keep_going: common.KeepGoing = False,
+    shard: common.Shard = None,
+    verbose: common.Verbose = 0,
+    quiet: common.Quiet = False,
+) -> None:
+    with common.command("tf-grade", verbose, quiet):
+        from tf_tools import console
+        from tf_tools.grading.grader import GradeConfig, GradeStats, check_golds, grade_records
+        from tf_tools.records import (
+            JsonlReader, JsonlWriter, in_shard, parse_shard, pump, skip_done,
+        )
+
+        paths = common.require_input(inputs)
+        cfg = GradeConfig(
+            completion_key=completion_key, answer_key=answer_key, pred_key=pred_key,
+            id_key=id_key, last_number=last_number, last_math=last_math, choices=choices,
+            tolerance=tolerance, workers=workers or (os.cpu_count() or 2), timeout=timeout,
+            memory_mb=memory_mb, keep_going=keep_going,
+        )
+        reader = JsonlReader(paths, keep_going=keep_going, step="grade")
+        records = in_shard(reader, parse_shard(shard), id_key)
+        if check_gold:
+            writer = JsonlWriter(output)
+            with console.Progress("problems", common.count_lines(paths), enabled=not quiet) as bar:
+                n_bad = pump(check_golds(records, cfg, reader.where), writer)
+                writer.commit()
+            console.log.warning("checked %d golds: %d cannot be graded against", bar.count or reader.n_read, n_bad)
+            if n_bad:
+                raise typer.Exit(EXIT_ERROR)
+            return
+
+        def key(rec: dict) -> tuple:
+            return (rec.get(id_key), rec.get("sample_idx"))
+
+        writer = JsonlWriter(output, resume=resume, key=key)
+        if writer.done:
+            console.info(f"resuming: {sum(writer.done.values())} records already graded")
+            records = skip_done(records, writer.done, key)
+        stats = GradeStats()
+        total = common.count_lines(paths)
+        try:
+            with console.Progress("records", total, enabled=not quiet) as bar:
+                bar.count = sum(writer.done.values())
+                pump(grade_records(records, cfg, stats, reader.where), writer, bar)
+        finally:
+            writer.close()
+        writer.commit()
+        _summary(stats, console)
+        if stats.failed:
+            console.log.warning("%d records failed (marked with _tf.error)", stats.failed)
+            raise typer.Exit(EXIT_PARTIAL)
+
+
+def _summary(stats, console) -> None:  # type: ignore[no-untyped-def]
+    v = stats.verdicts
+    n = sum(v.values())
+    if not n:
+        return
+    parts = ", ".join(f"{k} {c}" for k, c in v.items() if c)
+    fast = n - stats.paths.get("math-verify", 0) - stats.paths.get("timeout", 0)
+    console.log.warning("graded %d: %s (accuracy %.1f%%; %d decided without SymPy; %d timeouts)",
+                        n, parts, 100 * v["correct"] / n, fast, stats.timeouts)
+
+
+def main() -> None:
+    app(prog_name="tf-grade")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Answer extraction, equivalence and the timed worker pool behind tf-grade."""

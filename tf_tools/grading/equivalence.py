@@ -1,0 +1,244 @@
+"""Decide whether a predicted answer equals a gold answer.
+
+Fast paths first, so most answers never reach SymPy (DESIGN §4 step 2):
+
+1. exact string match;
+2. the normalised strings match (``\\dfrac``/``\\tfrac``, ``\\text{}``, units, currency,
+   degrees, ``\\left``/``\\right``, spacing, thousands separators, ``x = 3`` -> ``3``);
+3. both sides are numbers (integers, decimals, thousands separators, fractions, ``\\frac``,
+   scientific notation, percentages): compared exactly, or within ``tolerance`` when one
+   side is written as a decimal; the same for comma-separated lists of numbers (unordered);
+4. multiple-choice letters and plain-text words are compared as such.
+
+Whatever is left (expressions, ``\\sqrt``, ``\\pi``, intervals, sets, tuples, matrices,
+equations, inequalities) goes to math-verify, through ``math_verify_equal``, which callers
+run in a worker process they can kill: math-verify's own SIGALRM timeouts do not work in
+threads and cannot interrupt C code, so they are switched off here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+# ----------------------------------------------------------------------------- normalising
+
+_TEXT_MACRO_RE = re.compile(r"\\(?:text|textbf|textit|textnormal|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_SPACING_RE = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~|\\displaystyle|\\left|\\right|\\bigl|\\bigr|\\Bigl|\\Bigr")
+_DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\\circ(?![a-zA-Z])")
+_CURRENCY_RE = re.compile(r"\\\$|\$|€|£|¥|\bUSD\b|\bdollars?\b|\bcents?\b|\bRs\.?\s|\\euro")
+_PERCENT_RE = re.compile(r"\\%|%|\s*\bpercent(?:age)?\b|\s*\bpct\b")
+_FRAC_SHORT_RE = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:\([a-z]\))?\s*(?:=|\\in|:=)\s*(?=\S)")
+_UNIT_TAIL_RE = re.compile(
+    r"^(?P<num>[-+]?[\d.,/]+)\s*(?:[A-Za-z]{2,}\.?)(?:\s+[A-Za-z]+\.?)*(?:\^?\{?[23]\}?)?$"
+)
+_NOT_UNITS = {"pi", "sqrt", "frac", "cdot", "times", "and", "or", "i"}
+_WS_RE = re.compile(r"\s+")
+_AND_LIST_RE = re.compile(r"\s*,?\s+and\s+")
+_LETTER_RE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.:)]|\s|$)")
+_LETTER_GOLD_RE = re.compile(r"^\(?([A-E])\)?$")
+_WORDS_RE = re.compile(r"^[A-Za-z][A-Za-z \-']{2,}$")
+
+
+def _unwrap_text(s: str) -> str:
+    prev = None
+    while prev != s:
+        prev = s
+        s = _TEXT_MACRO_RE.sub(lambda m: m.group(1), s)
+    return s
+
+
+@dataclass(frozen=True)
+class Normal:
+    """An answer string in normal form, with what normalising took off."""
+
+    text: str
+    percent: bool = False
+
+
+def normalize(answer: str) -> Normal:
+    s = answer.strip()
+    s = s.strip("$").strip()
+    if s.startswith("\\(") and s.endswith("\\)"):
+        s = s[2:-2]
+    if s.startswith("\\[") and s.endswith("\\]"):
+        s = s[2:-2]
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _FRAC_SHORT_RE.sub(r"\\frac{\1}{\2}", s)
+    s = _SPACING_RE.sub(" ", s)
+    s = _unwrap_text(s)
+    s = _DEGREE_RE.sub("", s)
+    percent = bool(_PERCENT_RE.search(s))
+    if percent:
+        s = _PERCENT_RE.sub("", s)
+    s = _CURRENCY_RE.sub("", s)
+    s = s.replace("{,}", ",").replace("\\{", "{").replace("\\}", "}")
+    s = s.strip().rstrip(".").strip()
+    if "and" in s and any(c.isdigit() for c in s):
+        s = _AND_LIST_RE.sub(", ", s)  # "19, 46, and 82" -> "19, 46, 82"
+    s = _ASSIGN_RE.sub("", s)
+    m = _UNIT_TAIL_RE.match(s)
+    if m and not any(w.lower().strip(".") in _NOT_UNITS for w in s[m.end("num"):].split()):
+        s = m.group("num")
+    s = _WS_RE.sub(" ", s).strip()
+    return Normal(s, percent)
+
+
+def compact(text: str) -> str:
+    """Whitespace is not significant in LaTeX math."""
+    return text.replace(" ", "")
+
+
+# ----------------------------------------------------------------------------- numbers
+
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?$")
+_DEC_RE = re.compile(r"^[+-]?(?:\d+\.\d*|\.\d+)$")
+_SCI_RE = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:[eE]([+-]?\d+)|\s*(?:\\times|\\cdot|x|\*)\s*10\^\{?([+-]?\d+)\}?)$")
+_SLASH_RE = re.compile(r"^([+-]?\d+)\s*/\s*([+-]?\d+)$")
+_FRAC_RE = re.compile(r"^([+-]?)\\frac\{\s*([+-]?\d+(?:\.\d+)?)\s*\}\{\s*([+-]?\d+(?:\.\d+)?)\s*\}$")
+
+
+@dataclass(frozen=True)
+class Num:
+    value: Fraction
+    exact: bool  # False when written as a decimal: compared within the tolerance
+
+
+def to_number(text: str) -> Num | None:
+    s = compact(text) if len(text) < 64 else text
+    if _INT_RE.match(s):
+        return Num(Fraction(int(s)), True)
+    if _THOUSANDS_RE.match(text.strip()):
+        s = text.strip().replace(",", "").replace(" ", "")
+    if _INT_RE.match(s):
+        return Num(Fraction(int(s)), True)
+    if _DEC_RE.match(s):
+        return Num(Fraction(s), False)
+    m = _SLASH_RE.match(s)
+    if m and int(m.group(2)) != 0:
+        return Num(Fraction(int(m.group(1)), int(m.group(2))), True)
+    m = _FRAC_RE.match(s)
+    if m:
+        num, den = Fraction(m.group(2)), Fraction(m.group(3))
+        if den != 0:
+            exact = "." not in m.group(2) + m.group(3)
+            return Num((-1 if m.group(1) == "-" else 1) * num / den, exact)
+    m = _SCI_RE.match(text.strip())
+    if m:
+        exp = int(m.group(2) or m.group(3))
+        if abs(exp) > 400:
+            return None
+        return Num(Fraction(m.group(1)) * Fraction(10) ** exp, False)
+    return None
+
+
+def numbers_equal(a: Num, b: Num, tolerance: float) -> bool:
+    if a.value == b.value:
+        return True
+    if a.exact and b.exact:
+        return False
+    scale = max(abs(a.value), abs(b.value), Fraction(1))
+    return abs(a.value - b.value) <= Fraction(tolerance) * scale
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside brackets, braces and parentheses."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+# ----------------------------------------------------------------------------- fast paths
+
+
+@dataclass(frozen=True)
+class FastResult:
+    equal: bool
+    path: str
+
+
+def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | None:
+    """Equal / not equal when a cheap rule can tell for sure; None when SymPy must decide."""
+    if gold.strip() == pred.strip():
+        return FastResult(True, "exact")
+    ng, np_ = normalize(gold), normalize(pred)
+    if not ng.text or not np_.text:
+        return None
+    if compact(ng.text) == compact(np_.text):
+        return FastResult(True, "normalized")
+    letter = _LETTER_GOLD_RE.match(ng.text)
+    if letter:
+        m = _LETTER_RE.match(np_.text)
+        if m:
+            return FastResult(m.group(1).upper() == letter.group(1), "letter")
+    a, b = to_number(ng.text), to_number(np_.text)
+    if a is not None and b is not None:
+        if numbers_equal(a, b, tolerance):
+            return FastResult(True, "numeric")
+        # 28% against 0.28 (and the other way round)
+        if ng.percent != np_.percent:
+            pct, plain = (a, b) if ng.percent else (b, a)
+            if numbers_equal(Num(pct.value / 100, pct.exact), plain, tolerance):
+                return FastResult(True, "numeric")
+        return FastResult(False, "numeric")
+    if "," in ng.text and "," in np_.text and not _has_brackets(ng.text + np_.text):
+        ga = [to_number(normalize(x).text) for x in split_top_level(ng.text)]
+        pa = [to_number(normalize(x).text) for x in split_top_level(np_.text)]
+        if all(x is not None for x in ga + pa):
+            if len(ga) != len(pa):
+                return FastResult(False, "numeric_list")
+            gv = sorted(x.value for x in ga)  # type: ignore[union-attr]
+            pv = sorted(x.value for x in pa)  # type: ignore[union-attr]
+            return FastResult(gv == pv, "numeric_list")
+    if _WORDS_RE.match(ng.text) and _WORDS_RE.match(np_.text):
+        return FastResult(ng.text.lower() == np_.text.lower(), "text")
+    return None
+
+
+def _has_brackets(text: str) -> bool:
+    return any(c in text for c in "()[]{}")
+
+
+# ----------------------------------------------------------------------------- math-verify
+
+
+def _silence_math_verify() -> None:
+    import logging
+
+    # with timeouts off it warns once per process that we must time out ourselves: we do
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+
+def math_verify_parse(answer: str) -> list[Any]:
+    """Parse one extracted answer with math-verify (no SIGALRM; run it where it can be killed)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    _silence_math_verify()
+    text = answer.strip()
+    if not (text.startswith("$") or text.startswith("\\(") or text.startswith("\\[")):
+        text = f"${text}$"
+    parsed = parse(
+        text,
+        extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
+        parsing_timeout=None,  # type: ignore[arg-type]
+    )
+    return [p for p in parsed if not isinstance(p, str)] or list(parsed)
+
+
+def math_verify_equal(gold_parsed: list[Any], pred_parsed: list[Any]) -> bool:
+    from math_verify import verify
+
+    _silence_math_verify()
+    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))  # type: ignore[arg-type]

@@ -1,0 +1,303 @@
+"""tf-grade's core: add ``pred``, ``verdict``, ``correct`` and ``_tf.grade`` to records.
+
+Extraction and the cheap equivalence paths run in this process; only answers that need
+SymPy go to the worker pool (``pool.py``), which enforces a hard per-item time limit.
+Records come out in input order. A record whose grading cannot be trusted is
+``ungradable`` with a reason, never silently false.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tf_tools import __version__
+from tf_tools.errors import InputError
+from tf_tools.grading.equivalence import fast_equal, normalize
+from tf_tools.grading.extract import ExtractOptions, extract_answer, extract_letter, gold_answers, plain_number
+from tf_tools.records import Record, is_failed, mark_failed, set_provenance
+
+VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")
+
+
+@dataclass(frozen=True)
+class GradeConfig:
+    completion_key: str = "completion"
+    answer_key: str = "answer"
+    pred_key: str | None = None  # take the prediction from this field as-is (no extraction)
+    id_key: str = "id"
+    last_number: bool = False
+    last_math: bool = False
+    choices: str | None = None  # multiple-choice letters; auto when the gold is one of A-E
+    tolerance: float = 1e-6
+    workers: int = 2
+    timeout: float = 5.0
+    memory_mb: int = 4096
+    keep_going: bool = False
+    window: int = 4096  # records held for reordering at most
+
+
+@dataclass
+class GradeStats:
+    verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICTS, 0))
+    paths: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    timeouts: int = 0
+
+    def add(self, verdict: str, path: str) -> None:
+        self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
+        self.paths[path] = self.paths.get(path, 0) + 1
+
+
+def _finish(rec: Record, pred: str | None, verdict: str, reason: str, path: str,
+            method: str, seconds: float, cfg: GradeConfig, stats: GradeStats) -> Record:
+    rec["pred"] = pred
+    rec["verdict"] = verdict
+    rec["correct"] = verdict == "correct"
+    set_provenance(rec, "grade", {
+        "grader": "tf-grade", "version": __version__, "reason": reason, "path": path,
+        "extracted_by": method, "seconds": round(seconds, 6),
+        **({"tolerance": cfg.tolerance} if path == "numeric" else {}),
+    })
+    stats.add(verdict, path)
+    return rec
+
+
+class _Pending:
+    __slots__ = ("rec", "pred", "method", "t0")
+
+    def __init__(self, rec: Record, pred: str, method: str, t0: float) -> None:
+        self.rec, self.pred, self.method, self.t0 = rec, pred, method, t0
+
+
+def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
+                golds_of: Callable[[Any], tuple[str, ...]]) -> Record | tuple[_Pending, tuple[str, ...]]:
+    t0 = time.perf_counter()
+    if cfg.answer_key not in rec:
+        raise InputError(f"record has no {cfg.answer_key!r} field (the gold answer)",
+                         hint="name the gold field with --answer-key")
+    text_key = cfg.pred_key or cfg.completion_key
+    if text_key not in rec:
+        raise InputError(f"record has no {text_key!r} field",
+                         hint="name the model output with --completion-key (or --pred-key)")
+    if cfg.pred_key:
+        raw = rec[cfg.pred_key]
+        pred, method = (None, "none") if raw is None else (str(raw).strip() or None, "field")
+    else:
+        pred, method = extract_answer(rec[text_key], ExtractOptions(cfg.last_math, cfg.last_number))
+    golds = golds_of(rec[cfg.answer_key])
+    if cfg.last_number:
+        # plain-number mode reads decimal commas the European way: "1,22" is 1.22
+        raw_gold = rec[cfg.answer_key]
+        if isinstance(raw_gold, str) and _COMMA_NUMBER.fullmatch(raw_gold.strip()):
+            golds = (plain_number(raw_gold.strip()),)
+        if pred is not None and method in ("whole", "last_number") and _COMMA_NUMBER.fullmatch(pred):
+            pred = plain_number(pred)
+
+    def done(verdict: str, reason: str, path: str) -> Record:
+        return _finish(rec, pred, verdict, reason, path, method, time.perf_counter() - t0, cfg, stats)
+
+    if rec.get("finish_reason") == "length":
+        return done("truncated", "finish_reason=length", "finish_reason")
+    if not golds:
+        return done("ungradable", f"no gold answer in {cfg.answer_key!r}", "gold")
+    letters = _gold_letters(golds, cfg.choices)
+    if letters:
+        text = rec[text_key]
+        letter = extract_letter(text, cfg.choices or "ABCDE") if isinstance(text, str) else None
+        if letter is not None:
+            pred, method = letter, "letter"
+            if letter in letters:
+                return done("correct", "letter", "letter")
+            return done("incorrect", "letter", "letter")
+    if pred is None:
+        return done("no_answer", "nothing extractable", "extract")
+    undecided = False
+    for gold in golds:
+        fast = fast_equal(gold, pred, cfg.tolerance)
+        if fast is None:
+            undecided = True
+        elif fast.equal:
+            return done("correct", fast.path, fast.path)
+    if not undecided:
+        return done("incorrect", "numeric" if len(golds) == 1 else "no gold matched", "fast")
+    return _Pending(rec, pred, method, t0), golds
+
+
+_COMMA_NUMBER = re.compile(r"-?\d+,\d+")
+_SINGLE_LETTER = re.compile(r"^\(?([A-E])\)?\.?$")
+
+
+def _gold_letters(golds: tuple[str, ...], choices: str | None) -> set[str]:
+    """The gold's choice letters: with ``choices`` from any gold text ("(C) Cecile"),
+    otherwise only when the gold is a bare letter ("C", "(C)", "\\text{C}")."""
+    out = set()
+    for g in golds:
+        if choices:
+            letter = extract_letter(g, choices)
+        else:
+            m = _SINGLE_LETTER.match(normalize(g).text)
+            letter = m.group(1) if m else None
+        if letter:
+            out.add(letter)
+    return out
+
+
+def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
+                  stats: GradeStats | None = None,
+                  where: Callable[[], str] | None = None) -> Iterator[Record]:
+    """Grade records lazily, in input order. Raises InputError on a record missing a field
+    (with ``cfg.keep_going`` the record is passed on marked as failed instead)."""
+    stats = stats if stats is not None else GradeStats()
+    gold_cache: dict[str, tuple[str, ...]] = {}
+
+    def golds_of(value: Any) -> tuple[str, ...]:
+        key = value if isinstance(value, str) else repr(value)
+        found = gold_cache.get(key)
+        if found is None:
+            if len(gold_cache) > 4096:
+                gold_cache.clear()
+            found = gold_cache[key] = tuple(gold_answers(value))
+        return found
+
+    out: dict[int, Record | _Pending] = {}
+    next_out = 0
+    pool = None
+    try:
+        for seq, rec in enumerate(records):
+            if is_failed(rec):
+                stats.failed += 1
+                out[seq] = rec
+            else:
+                try:
+                    graded = _grade_fast(rec, cfg, stats, golds_of)
+                except InputError as exc:
+                    if not cfg.keep_going:
+                        raise InputError(exc.bare_message, where() if where else None, exc.hint) from None
+                    stats.failed += 1
+                    loc = {"where": where()} if where else {}
+                    out[seq] = mark_failed(rec, "grade", exc.bare_message, **loc)
+                else:
+                    if isinstance(graded, tuple):
+                        pending, golds = graded
+                        if pool is None:
+                            pool = _make_pool(cfg)
+                        while not pool.submit((seq, golds, pending.pred)):
+                            _collect(pool, out, cfg, stats)
+                        out[seq] = pending
+                    else:
+                        out[seq] = graded
+            while next_out in out and not isinstance(out[next_out], _Pending):
+                yield out.pop(next_out)  # type: ignore[misc]
+                next_out += 1
+            while pool is not None and len(out) >= cfg.window:
+                _collect(pool, out, cfg, stats)
+                while next_out in out and not isinstance(out[next_out], _Pending):
+                    yield out.pop(next_out)  # type: ignore[misc]
+                    next_out += 1
+        while out:
+            if pool is not None and pool.outstanding:
+                _collect(pool, out, cfg, stats)
+            while next_out in out and not isinstance(out[next_out], _Pending):
+                yield out.pop(next_out)  # type: ignore[misc]
+                next_out += 1
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _make_pool(cfg: GradeConfig) -> Any:
+    from tf_tools.grading.pool import VerifyPool
+
+    return VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb)
+
+
+def _collect(pool: Any, out: dict[int, Any], cfg: GradeConfig, stats: GradeStats) -> None:
+    for seq, status, equal, reason, seconds in pool.collect(block=0.05):
+        pending = out.get(seq)
+        if not isinstance(pending, _Pending):
+            continue
+        elapsed = time.perf_counter() - pending.t0
+        if status == "ok":
+            verdict = "correct" if equal else "incorrect"
+            path = "math-verify"
+        else:
+            verdict, path = "ungradable", status
+            reason = f"{status}: {reason}"
+            if status == "timeout":
+                stats.timeouts += 1
+        out[seq] = _finish(pending.rec, pending.pred, verdict, reason, path, pending.method,
+                           elapsed, cfg, stats)
+
+
+def config_dict(cfg: GradeConfig) -> dict[str, Any]:
+    return asdict(cfg)
+
+
+# ----------------------------------------------------------------------------- --check-gold
+
+
+def check_golds(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
+                where: Callable[[], str] | None = None) -> Iterator[Record]:
+    """Yield one report per problem whose gold answer cannot be graded against.
+
+    A gold is fine when a fast path can read it (a number, a list of numbers, a choice
+    letter, plain words) or when math-verify parses it and finds it equal to itself, in
+    the killable worker pool. Reports: {"id", "answer", "line", "problem": reason}.
+    """
+    from tf_tools.grading.equivalence import to_number
+
+    pool = None
+    pending: dict[int, Record] = {}
+    try:
+        for seq, rec in enumerate(records):
+            if is_failed(rec):
+                continue
+            line = where() if where else None
+            report = {"id": rec.get(cfg.id_key), "answer": rec.get(cfg.answer_key), "where": line}
+            if cfg.answer_key not in rec:
+                yield {**report, "problem": f"no {cfg.answer_key!r} field"}
+                continue
+            golds = tuple(gold_answers(rec[cfg.answer_key]))
+            if not golds:
+                yield {**report, "problem": "empty gold answer"}
+                continue
+            hard = [g for g in golds if not (to_number(normalize(g).text) or _gold_letters((g,), None)
+                                             or _is_words(g))]
+            if not hard:
+                continue
+            if pool is None:
+                pool = _make_pool(cfg)
+            for j, g in enumerate(hard):
+                key = seq * 64 + j
+                while not pool.submit((key, (g,), g)):
+                    yield from _check_results(pool, pending)
+                pending[key] = {**report, "gold": g}
+            yield from _check_results(pool, pending, block=0.0)
+        while pool is not None and pool.outstanding:
+            yield from _check_results(pool, pending)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _is_words(gold: str) -> bool:
+    from tf_tools.grading.equivalence import _WORDS_RE
+
+    return bool(_WORDS_RE.match(normalize(gold).text))
+
+
+def _check_results(pool: Any, pending: dict[int, Record], block: float = 0.05) -> Iterator[Record]:
+    for key, status, equal, reason, _seconds in pool.collect(block=block):
+        report = pending.pop(key, None)
+        if report is None:
+            continue
+        if status == "gold_unparseable":
+            yield {**report, "problem": "does not parse"}
+        elif status != "ok":
+            yield {**report, "problem": reason}
+        elif not equal:
+            yield {**report, "problem": "does not equal itself"}

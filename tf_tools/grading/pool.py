@@ -1,0 +1,149 @@
+"""A pool of grading worker processes with hard per-item time limits.
+
+math-verify's own timeouts use SIGALRM: they fail in threads, cancel any outer alarm and
+cannot interrupt C code (a SymPy big-integer power). So every comparison runs in a worker
+process, and a worker whose current item overruns ``timeout`` seconds is killed and
+replaced; the item comes back as ``("timeout", ...)`` and the worker's other queued items
+are handed to its replacement. Items of one problem go to the same worker where possible,
+so its gold answer is parsed once per problem, not once per sample.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+Task = tuple[int, tuple[str, ...], str]  # (seq, golds, pred)
+Result = tuple[int, str, bool | None, str, float]  # (seq, status, equal, reason, seconds)
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Connection
+    queue: deque[Task] = field(default_factory=deque)
+    started: float = 0.0  # when the item at the head of the queue began
+
+
+class VerifyPool:
+    def __init__(self, workers: int = 2, timeout: float = 5.0, memory_mb: int = 4096,
+                 max_queue: int = 8) -> None:
+        self.n = max(1, workers)
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.max_queue = max_queue
+        self.n_killed = 0
+        self._ctx = mp.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["tf_tools.grading.worker"])
+        self._workers: list[_Worker] = [self._start() for _ in range(self.n)]
+
+    def _start(self) -> _Worker:
+        from tf_tools.grading import worker
+
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=worker.serve, args=(child, self.memory_mb), daemon=True)
+        proc.start()
+        child.close()
+        return _Worker(proc, parent)
+
+    # ------------------------------------------------------------------ submitting
+
+    @property
+    def outstanding(self) -> int:
+        return sum(len(w.queue) for w in self._workers)
+
+    def has_room(self) -> bool:
+        return any(len(w.queue) < self.max_queue for w in self._workers)
+
+    def submit(self, task: Task) -> bool:
+        """Queue a task on the worker that parsed its gold before; False if all are full."""
+        affine = self._workers[zlib.crc32("\x00".join(task[1]).encode()) % self.n]
+        if len(affine.queue) < self.max_queue:
+            target = affine
+        else:
+            target = min(self._workers, key=lambda w: len(w.queue))
+            if len(target.queue) >= self.max_queue:
+                return False
+        self._send(target, [task])
+        return True
+
+    def _send(self, w: _Worker, tasks: list[Task]) -> None:
+        if not w.queue:
+            w.started = time.monotonic()
+        w.queue.extend(tasks)
+        w.conn.send(tasks)
+
+    # ------------------------------------------------------------------ collecting
+
+    def collect(self, block: float = 0.05) -> list[Result]:
+        """Results that are ready (waiting up to ``block`` seconds), timeouts included."""
+        busy = [w for w in self._workers if w.queue]
+        if not busy:
+            return []
+        now = time.monotonic()
+        soonest = min(w.started + self.timeout for w in busy)
+        ready = wait([w.conn for w in busy], timeout=max(0.0, min(block, soonest - now)))
+        out: list[Result] = []
+        for w in busy:
+            if w.conn in ready:
+                out.extend(self._drain(w))
+        now = time.monotonic()
+        for i, w in enumerate(self._workers):
+            if w.queue and now - w.started > self.timeout:
+                out.append(self._replace(i, "timeout", f"no verdict within {self.timeout:g}s; worker killed"))
+        return out
+
+    def _drain(self, w: _Worker) -> list[Result]:
+        out: list[Result] = []
+        try:
+            while w.conn.poll():
+                res: Result = w.conn.recv()
+                if w.queue and w.queue[0][0] == res[0]:
+                    w.queue.popleft()
+                    w.started = time.monotonic()
+                    out.append(res)
+        except (EOFError, OSError):
+            idx = self._workers.index(w)
+            out.append(self._replace(idx, "error", "grading worker died"))
+        return out
+
+    def _replace(self, idx: int, status: str, reason: str) -> Result:
+        """Kill worker ``idx``; its current item fails with ``status``; the rest move on."""
+        w = self._workers[idx]
+        head = w.queue.popleft()
+        rest = list(w.queue)
+        w.proc.kill()
+        w.proc.join(timeout=5)
+        w.conn.close()
+        self.n_killed += 1
+        fresh = self._start()
+        self._workers[idx] = fresh
+        if rest:
+            self._send(fresh, rest)
+        return (head[0], status, None, reason, self.timeout if status == "timeout" else 0.0)
+
+    def close(self) -> None:
+        for w in self._workers:
+            try:
+                if w.queue:
+                    w.proc.kill()
+                else:
+                    w.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        for w in self._workers:
+            w.proc.join(timeout=2)
+            if w.proc.is_alive():
+                w.proc.kill()
+            w.conn.close()
+
+    def __enter__(self) -> VerifyPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,406 @@
+"""JSONL records in and out: lazy reading, atomic resumable writing, sharding, grouping.
+
+Every tf-tools command reads and writes one JSON object per line. This module owns that
+contract so each command spells it the same way:
+
+- ``JsonlReader`` reads files or stdin lazily (orjson), names file and line for a bad line,
+  and under ``keep_going`` passes a bad line on as a *failed record* instead of stopping.
+- ``JsonlWriter`` writes to stdout or atomically to ``FILE`` through ``FILE.tmp`` (renamed on
+  success), one whole line per write so a killed job leaves only whole lines; with
+  ``resume`` it keeps the complete lines of an earlier run and reports which keys are done.
+- ``shard_of`` / ``in_shard`` split records by a stable hash of the id (SLURM array defaults).
+- ``group_by_id`` yields contiguous runs of records that share an id.
+
+It deliberately knows nothing about what a record means beyond ``id`` and the reserved
+``_tf`` key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from typing import IO, Any
+
+import orjson
+
+from tf_tools.errors import InputError, UsageError
+
+Record = dict[str, Any]
+
+#: key under which every step records provenance and failures (DESIGN §3)
+TF_KEY = "_tf"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class JsonlReader:
+    """Iterate the records of several JSONL files (``-`` or none = stdin), lazily.
+
+    ``where()`` names the line of the record yielded last, so a core function that rejects
+    a record at the moment it pulls it can be reported as ``line 17 of runs/s.jsonl``.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str] | None = None,
+        *,
+        keep_going: bool = False,
+        step: str = "read",
+        stdin: IO[bytes] | None = None,
+    ) -> None:
+        self.paths = list(paths) if paths else ["-"]
+        self.keep_going = keep_going
+        self.step = step
+        self.n_failed = 0
+        self.n_read = 0
+        self._stdin = stdin
+        self._name = ""
+        self._line = 0
+
+    def where(self) -> str:
+        return f"line {self._line} of {self._name}"
+
+    def location(self) -> dict[str, Any]:
+        return {"file": self._name, "line": self._line}
+
+    def _open(self, path: str) -> tuple[str, IO[bytes]]:
+        if path == "-":
+            stream = self._stdin if self._stdin is not None else sys.stdin.buffer
+            return "<stdin>", stream
+        try:
+            return path, open(path, "rb")  # noqa: SIM115 - closed in __iter__
+        except FileNotFoundError:
+            raise InputError(f"no such file: {path}") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+    def __iter__(self) -> Iterator[Record]:
+        for path in self.paths:
+            name, stream = self._open(path)
+            self._name = name
+            try:
+                yield from self._read(name, stream)
+            finally:
+                if path != "-":
+                    stream.close()
+
+    def _read(self, name: str, stream: IO[bytes]) -> Iterator[Record]:
+        for lineno, raw in enumerate(stream, start=1):
+            self._line = lineno
+            if not raw.strip():
+                continue
+            try:
+                rec = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                problem = f"is not valid JSON: {exc}"
+                rec = None
+            else:
+                problem = "" if isinstance(rec, dict) else f"is not a JSON object (got {_kind(rec)})"
+            self.n_read += 1
+            if not problem:
+                yield rec  # type: ignore[misc]
+                continue
+            if not self.keep_going:
+                raise InputError(f"line {lineno} of {name} {problem}")
+            self.n_failed += 1
+            yield failed_line(raw, self.step, f"{problem}", name, lineno)
+
+
+def _kind(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def failed_line(raw: bytes, step: str, message: str, file: str, line: int) -> Record:
+    """The record that stands in for an unreadable line under ``--keep-going``."""
+    text = raw.decode("utf-8", errors="replace").rstrip("\n")
+    return {"_raw": text, TF_KEY: {"error": {"step": step, "message": message,
+                                             "file": file, "line": line}}}
+
+
+def mark_failed(rec: Record, step: str, message: str, **where: Any) -> Record:
+    """Mark a record as failed by ``step``; it is passed on, not dropped."""
+    tf = rec.setdefault(TF_KEY, {})
+    if not isinstance(tf, dict):
+        rec[TF_KEY] = tf = {}
+    tf["error"] = {"step": step, "message": message, **where}
+    return rec
+
+
+def is_failed(rec: Record) -> bool:
+    tf = rec.get(TF_KEY)
+    return isinstance(tf, dict) and "error" in tf
+
+
+def set_provenance(rec: Record, step: str, value: Any) -> None:
+    """Set ``rec["_tf"][step]``, keeping what earlier steps put under ``_tf``."""
+    tf = rec.get(TF_KEY)
+    if not isinstance(tf, dict):
+        tf = rec[TF_KEY] = {}
+    tf[step] = value
+
+
+# --------------------------------------------------------------------------- ids, shards
+
+
+def content_id(rec: Record, fields: Sequence[str]) -> str:
+    """A deterministic id from a record's content (never a random one)."""
+    payload = orjson.dumps([rec.get(f) for f in fields], option=orjson.OPT_SORT_KEYS)
+    return "h" + hashlib.blake2b(payload, digest_size=8).hexdigest()
+
+
+def shard_of(record_id: Any, n_shards: int) -> int:
+    """Stable shard index of an id: the same on every machine and Python run."""
+    key = record_id if isinstance(record_id, str) else orjson.dumps(record_id).decode()
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n_shards
+
+
+def parse_shard(spec: str | None, env: dict[str, str] | None = None) -> tuple[int, int] | None:
+    """``"I/N"`` -> (I, N) with 0 <= I < N; None -> the SLURM array task, or no sharding."""
+    env = os.environ if env is None else env
+    if spec is None:
+        if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+            # Arrays may start at 1 (--array=1-8): index relative to the first task.
+            first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+            return int(env["SLURM_ARRAY_TASK_ID"]) - first, int(env["SLURM_ARRAY_TASK_COUNT"])
+        return None
+    try:
+        i_text, n_text = spec.split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError:
+        raise UsageError(f"--shard must look like I/N (e.g. 0/8), got {spec!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise UsageError(f"--shard {spec}: need 0 <= I < N")
+    return i, n
+
+
+def in_shard(records: Iterable[Record], shard: tuple[int, int] | None,
+             id_key: str = "id") -> Iterator[Record]:
+    """Keep the records of shard I of N (by a stable hash of the id)."""
+    if shard is None or shard[1] == 1:
+        yield from records
+        return
+    i, n = shard
+    for rec in records:
+        if is_failed(rec) or shard_of(rec.get(id_key), n) == i:
+            yield rec
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def group_by_id(
+    records: Iterable[Record],
+    id_key: str = "id",
+    *,
+    unsorted: bool = False,
+    where: Callable[[], str] | None = None,
+) -> Iterator[tuple[Any, list[Record]]]:
+    """Yield (id, records) for each run of contiguous records sharing an id.
+
+    An id that reappears after another id is an error (input must arrive grouped, as
+    tf-sample writes it) unless ``unsorted``, which holds every record in memory.
+    """
+    if unsorted:
+        groups: dict[Any, list[Record]] = {}
+        for rec in records:
+            groups.setdefault(_hashable(rec.get(id_key)), []).append(rec)
+        yield from groups.items()
+        return
+    seen: set[Hashable] = set()
+    current: Any = None
+    batch: list[Record] = []
+    for rec in records:
+        rid = _hashable(rec.get(id_key))
+        if batch and rid == current:
+            batch.append(rec)
+            continue
+        if batch:
+            yield current, batch
+        if rid in seen:
+            at = f"{where()}: " if where else ""
+            raise InputError(
+                f"{at}id {rid!r} appears again after other ids: input is not grouped by id",
+                hint="sort the input by id (e.g. jq -s 'sort_by(.id)[]') or pass --unsorted",
+            )
+        seen.add(rid)
+        current, batch = rid, [rec]
+    if batch:
+        yield current, batch
+
+
+def _hashable(value: Any) -> Hashable:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else orjson.dumps(value)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class PipeClosed(Exception):
+    """The downstream reader closed stdout (``| head -1``): stop work, exit 0 quietly."""
+
+
+def dumps(rec: Record) -> bytes:
+    return orjson.dumps(rec, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS) + b"\n"
+
+
+class JsonlWriter:
+    """Write records to stdout, or to ``path`` atomically through ``path.tmp``.
+
+    Each call writes whole lines in one ``write`` and flushes, so a job killed at any
+    moment leaves only whole lines in ``path.tmp``. ``commit()`` renames it into place;
+    without ``commit()`` (an error, a kill) the ``.tmp`` stays for ``--resume``.
+
+    With ``resume=True`` the complete lines of an earlier run (``path.tmp`` of a killed
+    run, else ``path`` of a finished one) are kept, a torn last line is cut off, and
+    ``done`` counts the keys (``key(record)``) already written.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        resume: bool = False,
+        key: Callable[[Record], Hashable] | None = None,
+        stdout: IO[bytes] | None = None,
+    ) -> None:
+        self.path = None if path in (None, "-") else path
+        self.done: Counter[Hashable] = Counter()
+        self.kept: list[Record] = []
+        self.n_written = 0
+        if self.path is None:
+            if resume:
+                raise UsageError("--resume needs an output file (-o FILE)")
+            self._out: IO[bytes] = stdout if stdout is not None else sys.stdout.buffer
+            self._is_stdout = True
+            return
+        self._is_stdout = False
+        self.tmp = self.path + ".tmp"
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        if resume:
+            self._recover(key or (lambda r: r.get("id")))
+            self._out = open(self.tmp, "ab", buffering=0)  # noqa: SIM115
+        else:
+            self._out = open(self.tmp, "wb", buffering=0)  # noqa: SIM115
+
+    def _recover(self, key: Callable[[Record], Hashable]) -> None:
+        if not os.path.exists(self.tmp) and os.path.exists(self.path):  # type: ignore[arg-type]
+            os.replace(self.path, self.tmp)  # type: ignore[arg-type]
+        if not os.path.exists(self.tmp):
+            return
+        good = 0
+        with open(self.tmp, "rb") as f:
+            for raw in f:
+                if not raw.endswith(b"\n"):
+                    break  # torn last line of a killed run
+                try:
+                    rec = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    break
+                if isinstance(rec, dict) and not is_failed(rec):
+                    self.done[key(rec)] += 1
+                    self.kept.append(rec)
+                good += len(raw)
+        with open(self.tmp, "r+b") as f:
+            f.truncate(good)
+
+    def write(self, rec: Record) -> None:
+        self.write_bytes(dumps(rec), 1)
+
+    def write_many(self, recs: Iterable[Record]) -> None:
+        chunk = b"".join(dumps(r) for r in recs)
+        if chunk:
+            self.write_bytes(chunk, chunk.count(b"\n"))
+
+    def write_bytes(self, data: bytes, n_records: int) -> None:
+        try:
+            if self._is_stdout:
+                self._out.write(data)
+                self._out.flush()
+            else:
+                view = memoryview(data)
+                while view:
+                    written = self._out.write(view)
+                    view = view[written:]  # type: ignore[index]
+        except BrokenPipeError:
+            raise PipeClosed from None
+        self.n_written += n_records
+
+    def commit(self) -> None:
+        """Finish: rename ``path.tmp`` to ``path`` (stdout: flush)."""
+        if self._is_stdout:
+            try:
+                self._out.flush()
+            except BrokenPipeError:
+                raise PipeClosed from None
+            return
+        self._out.close()
+        os.replace(self.tmp, self.path)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop without committing (the ``.tmp`` stays for ``--resume``)."""
+        if not self._is_stdout and not self._out.closed:
+            self._out.close()
+
+
+def skip_done(records: Iterable[Record], done: Counter[Hashable],
+              key: Callable[[Record], Hashable]) -> Iterator[Record]:
+    """Drop input records whose key an earlier run already wrote (counting repeats)."""
+    if not done:
+        yield from records
+        return
+    remaining = Counter(done)
+    for rec in records:
+        k = key(rec)
+        if remaining.get(k, 0) > 0 and not is_failed(rec):
+            remaining[k] -= 1
+            continue
+        yield rec
+
+
+def read_jsonl_file(path: str) -> Iterator[Record]:
+    """Convenience for tests and library users: the records of one file, strictly."""
+    yield from JsonlReader([path])
+
+
+def write_jsonl_file(path: str, records: Iterable[Record]) -> int:
+    """Convenience: write records to ``path`` atomically; returns the count."""
+    writer = JsonlWriter(path)
+    writer.write_many(records)
+    writer.commit()
+    return writer.n_written
+
+
+__all__ = [
+    "JsonlReader", "JsonlWriter", "PipeClosed", "Record", "TF_KEY", "content_id",
+    "failed_line", "group_by_id", "in_shard", "is_failed", "mark_failed", "parse_shard",
+    "pump", "read_jsonl_file", "set_provenance", "shard_of", "skip_done", "write_jsonl_file",
+    "dumps",
+]
+
+
+def pump(records: Iterable[Record], writer: JsonlWriter, progress: Any = None,
+         chunk: int = 256) -> int:
+    """Write records as they come, in whole-line chunks; returns how many were written."""
+    buf: list[bytes] = []
+    n = 0
+    for rec in records:
+        buf.append(dumps(rec))
+        if len(buf) >= chunk:
+            writer.write_bytes(b"".join(buf), len(buf))
+            n += len(buf)
+            if progress is not None:
+                progress.advance(len(buf))
+            buf.clear()
+    if buf:
+        writer.write_bytes(b"".join(buf), len(buf))
+        n += len(buf)
+        if progress is not None:
+            progress.advance(len(buf))
+    return n
