@@ -36,8 +36,8 @@ def _boxes_join(between: str, content: str, next_content: str) -> bool:
 # phrase anchors, searched in the tail only so they stay cheap on huge outputs
 _TAIL = 4000
 _PHRASE_RE = re.compile(
-    r"(?:final\s+answer|the\s+(?:correct\s+)?answer)\s*(?:is|:|=|will\s+be|would\s+be)\s*:?\s*"
-    r"(?P<ans>[^\n]{1,300})",
+    r"(?:final\s+answer|the\s+(?:correct\s+)?answer)\s*(?:is|:|=|will\s+be|would\s+be)[ \t]*:?[ \t]*"
+    r"(?:\n[ \t]*)?(?P<ans>(?!```|\{)[^\n]{1,300})",
     re.IGNORECASE,
 )
 _ANSWER_LINE_RE = re.compile(
@@ -166,7 +166,7 @@ _MATH_LIST_RE = re.compile(r"^\$[^$]+\$(?:\s*(?:,|and|or|,\s*and)\s*\$[^$]+\$)+$
 def _refine(ans: str, depth: int = 0) -> str | None:
     """Cut a phrase's capture down to the answer: "The volume of $V$ is 120." -> "120"."""
     ans = _strip_sentence_end(ans)
-    ans = re.sub(r'^\\?"(.*?)\\?"$', r"\1", ans).strip()  # a quoted answer
+    ans = re.sub(r'^\\?"(.*?)\\?"$', r"\1", ans.strip("`")).strip()  # a quoted answer
     if _MATH_LIST_RE.match(ans):  # "$12$ and $13$" -> "12, 13"
         return ", ".join(p.strip() for p in re.findall(r"\$([^$]+)\$", ans))
     boxed = find_boxed(ans)
@@ -193,19 +193,33 @@ def _strip_latex_words(text: str) -> str:
 
 
 def find_gsm8k(text: str) -> str | None:
+    found = _gsm8k_at(text)
+    return found[1] if found else None
+
+
+def _gsm8k_at(text: str) -> tuple[int, str | None] | None:
+    offset = max(0, len(text) - _TAIL)
     best = None
-    for m in _GSM8K_RE.finditer(text[-_TAIL:]):
+    for m in _GSM8K_RE.finditer(text, offset):
         best = m
-    return _strip_sentence_end(best.group("ans")) if best else None
+    return (best.start(), _strip_sentence_end(best.group("ans")) or None) if best else None
 
 
 def find_json_answer(text: str) -> str | None:
+    found = _json_answer_at(text)
+    return found[1] if found else None
+
+
+def _json_answer_at(text: str) -> tuple[int, str | None] | None:
     best = None
     for m in _JSON_ANSWER_RE.finditer(text):
         best = m
     if best is None:
         return None
-    raw = best.group("val")
+    return best.start(), _json_value(best.group("val"))
+
+
+def _json_value(raw: str) -> str | None:
     if raw in ("null", "true", "false"):
         return None
     if raw.startswith('"'):
@@ -310,20 +324,25 @@ def extract_answer(text: Any, options: ExtractOptions = ExtractOptions()) -> tup
     if not isinstance(text, str):
         return str(text), "value"
     text = _cut_special_tokens(text)
+    # anchored statements of the answer; when several kinds occur, the last one in the text
+    # states the final answer ("The final answer is:" followed by a JSON object with it)
+    anchored = [(found[0], found[1], method) for method, found in (
+        ("phrase", _find_phrase_at(text)), ("gsm8k", _gsm8k_at(text)),
+        ("json", _json_answer_at(text))) if found and found[1]]
+    closing = max(anchored, key=lambda c: c[0]) if anchored else None
     boxed = find_boxed(text)
     if boxed:
-        # "... = \\boxed{255}. Final Answer: The final answer is $10,455$": a closing phrase
-        # after the last box states the answer; boxes before it were intermediate results
-        phrase = _find_phrase_at(text)
+        # "... = \\boxed{255}. Final Answer: The final answer is $10,455$": a closing
+        # statement after the last box wins; boxes before it were intermediate results
         last_box = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-        if phrase and phrase[1] and phrase[0] > last_box and not _inside_box(text, last_box, phrase[0]):
-            return phrase[1], "phrase"
+        if closing and closing[0] > last_box and not _inside_box(text, last_box, closing[0]):
+            return closing[1], closing[2]
         return ", ".join(boxed), "boxed"
-    for method, finder in (("phrase", find_phrase), ("gsm8k", find_gsm8k),
-                           ("json", find_json_answer), ("whole", find_whole_expression)):
-        found = finder(text)
-        if found:
-            return found, method
+    if closing:
+        return closing[1], closing[2]
+    whole = find_whole_expression(text)
+    if whole:
+        return whole, "whole"
     # the unanchored fallbacks: whichever answer-looking thing comes last in the text
     # (math-verify's order within one priority group)
     candidates = []
