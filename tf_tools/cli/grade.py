@@ -69,7 +69,7 @@ def grade(
             with console.Progress("problems", common.count_lines(paths), enabled=not quiet) as bar:
                 n_bad = pump(check_golds(records, cfg, reader.where), writer)
                 writer.commit()
-            console.log.warning("checked %d golds: %d cannot be graded against", bar.count or reader.n_read, n_bad)
+            console.log.warning("checked the golds of %d records: %d cannot be graded against", reader.n_read, n_bad)
             if n_bad:
                 raise typer.Exit(EXIT_ERROR)
             return

@@ -45,6 +45,8 @@ _ANSWER_LINE_RE = re.compile(
     re.IGNORECASE,
 )
 _GSM8K_RE = re.compile(r"####\s*(?P<ans>[^\n]{1,200})")
+# the closing "A: 18" line of the solutions released with GSM8K (openai/grade-school-math)
+_FINAL_A_RE = re.compile(r"(?:^|\n)A:[ \t]*(?P<ans>[^\n]{1,200}?)\s*$")
 _JSON_ANSWER_RE = re.compile(
     r"[\"']answer[\"']\s*:\s*(?P<val>\"(?:[^\"\\\n]|\\.){0,2000}\"|-?[\d.][\d.,eE+-]{0,60}|null|true|false)"
 )
@@ -202,6 +204,8 @@ def _gsm8k_at(text: str) -> tuple[int, str | None] | None:
     best = None
     for m in _GSM8K_RE.finditer(text, offset):
         best = m
+    if best is None:
+        best = _FINAL_A_RE.search(text, offset)
     return (best.start(), _strip_sentence_end(best.group("ans")) or None) if best else None
 
 
@@ -276,6 +280,8 @@ def find_whole_expression(text: str) -> str | None:
     stripped = text.strip()
     if not stripped or len(stripped) > 200 or "\n" in stripped:
         return None
+    if _BOX_RE.search(stripped) or stripped.count("{") != stripped.count("}"):
+        return None  # a box we could not delimit is no answer
     if _WORD_RE.search(_strip_latex_words(stripped)):
         return None
     return _unwrap_math(_strip_sentence_end(stripped)) or None
@@ -401,7 +407,7 @@ def gold_answers(value: Any) -> list[str]:
         if boxed:
             return [", ".join(boxed)]
         return [text]  # an unbalanced box: let the equivalence step call it unparseable
-    if "####" in text:
+    if "####" in text or "\nA:" in text:
         found = find_gsm8k(text)
         if found:
             return [found]

@@ -1,0 +1,226 @@
+"""tf-grade end to end: verdicts, order, bad input, timeouts, resume, pipes, --check-gold."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from tf_tools.cli.grade import app
+
+from .conftest import read_jsonl, tool, write_jsonl
+
+runner = CliRunner()
+
+
+def traj(i, answer, completion, finish="stop", **extra):
+    return {"id": f"q{i}", "sample_idx": 0, "answer": answer, "completion": completion,
+            "finish_reason": finish, **extra}
+
+
+def run(records, *args):
+    text = "".join(orjson.dumps(r).decode() + "\n" for r in records)
+    return runner.invoke(app, [*args], input=text)
+
+
+MIXED = [
+    traj(0, "12", "so \\boxed{12}", user_field={"keep": [1, 2]}),
+    traj(1, "\\frac{\\sqrt{3}}{2}", "\\boxed{\\frac{1}{2}\\sqrt{3}}"),  # needs SymPy
+    traj(2, "12", "\\boxed{7}"),
+    traj(3, "12", "I am not sure."),
+    traj(4, "12", "Let me think step by step and \\boxed{12", finish="length"),
+    traj(5, "\\frac{1}{2", "\\boxed{5}"),  # the gold cannot be parsed
+    traj(6, "(1, 2)", "\\boxed{(2, 1)}"),  # needs SymPy
+    traj(7, "Natalia sold 48/2 = 24 clips in May.\n#### 72", "The answer is 72."),
+    traj(8, ["3", "three"], "The answer is three."),
+]
+
+
+def test_verdicts_order_and_unknown_keys_survive():
+    result = run(MIXED, "--workers", "2")
+    assert result.exit_code == 0, result.output
+    out = read_jsonl(result.stdout)
+    assert [r["id"] for r in out] == [r["id"] for r in MIXED]
+    assert [r["verdict"] for r in out] == [
+        "correct", "correct", "incorrect", "no_answer", "truncated", "ungradable",
+        "incorrect", "correct", "correct"]
+    assert [r["correct"] for r in out] == [v == "correct" for v in (r["verdict"] for r in out)]
+    assert out[0]["user_field"] == {"keep": [1, 2]}
+    assert out[0]["pred"] == "12" and out[3]["pred"] is None
+    grade = out[5]["_tf"]["grade"]
+    assert grade["grader"] == "tf-grade" and "gold" in grade["reason"] and "seconds" in grade
+    assert out[1]["_tf"]["grade"]["path"] == "math-verify"
+    assert out[0]["_tf"]["grade"]["path"] in ("exact", "normalized", "numeric")
+
+
+def test_an_unparseable_gold_never_grades_true_or_false():
+    recs = [traj(i, "\\sqrt{", f"\\boxed{{{p}}}") for i, p in enumerate(["1", "\\sqrt{2}", "x"])]
+    out = read_jsonl(run(recs).stdout)
+    assert [r["verdict"] for r in out] == ["ungradable"] * 3
+    assert all("gold" in r["_tf"]["grade"]["reason"] for r in out)
+
+
+def test_key_options_map_other_field_names():
+    recs = [{"question": "1+1?", "target": "2", "output": "The answer is 2", "n": 1}]
+    result = run(recs, "--answer-key", "target", "--completion-key", "output")
+    assert read_jsonl(result.stdout)[0]["verdict"] == "correct"
+    recs = [{"id": "a", "answer": "2", "extracted": "2.0", "completion": "junk"}]
+    result = run(recs, "--pred-key", "extracted")
+    assert read_jsonl(result.stdout)[0]["verdict"] == "correct"
+
+
+def test_last_number_flag():
+    recs = [traj(0, "7", "3 apples and 4 more make 7")]
+    assert read_jsonl(run(recs).stdout)[0]["verdict"] == "no_answer"
+    assert read_jsonl(run(recs, "--last-number").stdout)[0]["verdict"] == "correct"
+
+
+def test_malformed_line_names_the_line_and_keep_going_keeps_good_records():
+    text = orjson.dumps(MIXED[0]).decode() + "\n{not json\n" + orjson.dumps(MIXED[2]).decode() + "\n"
+    result = runner.invoke(app, [], input=text)
+    assert result.exit_code == 1
+    assert "tf-grade: error: line 2 of <stdin> is not valid JSON" in result.stderr
+    result = runner.invoke(app, ["--keep-going"], input=text)
+    assert result.exit_code == 3
+    out = read_jsonl(result.stdout)
+    assert len(out) == 3
+    assert out[0]["verdict"] == "correct" and out[2]["verdict"] == "incorrect"
+    assert out[1]["_tf"]["error"]["line"] == 2 and out[1]["_raw"] == "{not json"
+
+
+def test_missing_field_is_an_error_naming_the_line(tmp_path):
+    path = write_jsonl(tmp_path / "t.jsonl", [MIXED[0], {"id": "x", "completion": "\\boxed{1}"}])
+    result = runner.invoke(app, [str(path)])
+    assert result.exit_code == 1
+    assert f"line 2 of {path}: record has no 'answer' field" in result.stderr
+    assert "hint: name the gold field with --answer-key" in result.stderr
+    result = runner.invoke(app, ["--keep-going", str(path)])
+    assert result.exit_code == 3
+    out = read_jsonl(result.stdout)
+    assert out[0]["verdict"] == "correct" and "error" in out[1]["_tf"]
+
+
+PATHOLOGICAL = ["9^{9^{9^9}}", "(x+1)^{2000}", "100!!", "\\boxed{1+{2"]
+
+
+def test_pathological_answers_end_within_the_limit():
+    recs = [traj(i, "x^2+1" if i == 1 else "5", f"\\boxed{{{p}}}") for i, p in enumerate(PATHOLOGICAL[:3])]
+    recs.append(traj(3, "3", PATHOLOGICAL[3]))
+    recs.append(traj(4, "12", "word " * 40_000 + "\\boxed{12}"))  # a 200,000-character output
+    recs.append(traj(5, "12", "{" * 200_000))
+    t0 = time.monotonic()
+    result = run(recs, "--timeout", "2", "--workers", "2")
+    elapsed = time.monotonic() - t0
+    assert result.exit_code == 0, result.output
+    out = read_jsonl(result.stdout)
+    assert [r["verdict"] for r in out[:3]] == ["ungradable"] * 3
+    assert all(r["_tf"]["grade"]["path"] == "timeout" for r in out[:3])
+    assert out[3]["verdict"] == "no_answer"  # an unbalanced box is no answer, not a guess
+    assert out[4]["verdict"] == "correct"
+    assert out[5]["verdict"] == "no_answer"
+    # generous: three 2 s limits on two workers plus start-up; a hang would be unbounded
+    assert elapsed < 60
+
+
+def test_check_gold_reports_bad_golds(tmp_path):
+    problems = [{"id": "ok1", "answer": "42"}, {"id": "ok2", "answer": "\\frac{\\sqrt{3}}{2}"},
+                {"id": "bad1", "answer": "\\frac{1}{2"}, {"id": "bad2", "answer": ""},
+                {"id": "ok3", "answer": "Natalia ... #### 72"}, {"id": "bad3"}]
+    path = write_jsonl(tmp_path / "p.jsonl", problems)
+    result = runner.invoke(app, ["--check-gold", str(path)])
+    assert result.exit_code == 1
+    bad = read_jsonl(result.stdout)
+    assert sorted(r["id"] for r in bad) == ["bad1", "bad2", "bad3"]
+    assert all(r["where"].endswith(str(path)) for r in bad)
+
+
+def test_shards_partition_the_records():
+    recs = [traj(i, "1", "\\boxed{1}") for i in range(40)]
+    parts = [read_jsonl(run(recs, "--shard", f"{i}/3").stdout) for i in range(3)]
+    ids = sorted(r["id"] for p in parts for r in p)
+    assert ids == sorted(r["id"] for r in recs)
+
+
+def test_help_imports_nothing_heavy():
+    code = ("import sys; from tf_tools.cli import grade; "
+            "heavy = [m for m in ('torch', 'transformers', 'vllm', 'sympy', 'math_verify') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    help_out = subprocess.run([tool("tf-grade"), "--help"], capture_output=True, text=True)
+    assert help_out.returncode == 0 and "Examples:" in help_out.stdout and "--check-gold" in help_out.stdout
+
+
+def test_no_input_on_a_terminal_is_a_usage_error():
+    # CliRunner's stdin is not a terminal; run through a pseudo-terminal instead
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdin is the terminal
+        os.execv(tool("tf-grade"), ["tf-grade"])
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 2
+    assert b"no input" in output
+
+
+def _strip_timing(records):
+    for r in records:
+        r["_tf"]["grade"].pop("seconds", None)
+    return records
+
+
+def test_killed_run_resumes_to_identical_output(tmp_path):
+    recs = []
+    for i in range(1500):
+        if i % 20 == 7:  # a SymPy item now and then, each with its own gold
+            recs.append(traj(i, f"({i}, x+1)", f"\\boxed{{({i}, 1+x)}}"))
+        else:
+            recs.append(traj(i, str(i), f"\\boxed{{{i if i % 3 else i + 1}}}"))
+    src = write_jsonl(tmp_path / "in.jsonl", recs)
+    full = tmp_path / "full.jsonl"
+    subprocess.run([tool("tf-grade"), "-q", str(src), "-o", str(full)], check=True)
+
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([tool("tf-grade"), "-q", str(src), "-o", str(out)])
+    tmp = tmp_path / "out.jsonl.tmp"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if tmp.exists() and tmp.read_bytes().count(b"\n") >= 256:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and tmp.exists()
+    partial = tmp.read_bytes().count(b"\n")
+    assert 0 < partial < len(recs)
+
+    subprocess.run([tool("tf-grade"), "-q", "--resume", str(src), "-o", str(out)], check=True)
+    assert not tmp.exists()
+    assert _strip_timing(read_jsonl(out.read_bytes())) == _strip_timing(read_jsonl(full.read_bytes()))
+
+
+def test_closed_pipe_exits_zero_quietly(tmp_path):
+    recs = [traj(i, "5", "\\boxed{5}") for i in range(20_000)]
+    src = write_jsonl(tmp_path / "big.jsonl", recs)
+    grade = subprocess.Popen([tool("tf-grade"), str(src)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    head = subprocess.run(["head", "-1"], stdin=grade.stdout, capture_output=True)
+    grade.stdout.close()
+    _, err = grade.communicate(timeout=60)
+    assert head.stdout.count(b"\n") == 1
+    assert grade.returncode == 0
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
