@@ -137,6 +137,8 @@ def main() -> None:
     counts: dict[str, int] = {}
     for r in records:
         counts[r["bench_source"]] = counts.get(r["bench_source"], 0) + 1
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work on the "
+          f"machine slows tf-grade's 3 processes more than the serial baseline)")
     print(f"workload: {n} records ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
           f"built in {time.perf_counter() - t_build:.1f} s")
 
@@ -162,7 +164,9 @@ def main() -> None:
     our_rate = n / statistics.median(our_times)
     print(f"\nmedian over {args.repeat} run(s): math-verify {base_rate:.0f} rec/s (serial, in-process), "
           f"tf-grade {our_rate:.0f} rec/s (--workers {args.workers}, subprocess incl. start-up)")
-    print(f"tf-grade/math-verify speed ratio: {our_rate / base_rate:.2f}x")
+    print(f"tf-grade/math-verify speed ratio: {our_rate / base_rate:.2f}x  "
+          f"(best run of each: {min(base_times) / min(our_times):.2f}x; "
+          f"load average after: {os.getloadavg()[0]:.2f})")
 
     ours = [bool(g["correct"]) for g in graded]
     no_sympy = [g["_tf"]["grade"]["path"] not in ("math-verify", "timeout") for g in graded]

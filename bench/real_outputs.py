@@ -10,7 +10,11 @@ A report, not a timing. Everything is converted from ``../shared/data/trajectori
     absolute difference. Models are matched by name, then by a normalised name
     ("Meta-Llama-3.1-405B-Instruct@hyperbolic" ~ "Llama-3.1-405B-Inst@hyperbolic");
     what still does not match is listed. Our accuracy is over the records the model's file
-    has (two files have fewer than 721; the summary's ``Total`` says the same).
+    has (two files have fewer than 721; the summary's ``Total`` says the same). The
+    published figures come from ZeroEval's own rule (src/evaluation/math_eval.py): the
+    first number of the parsed ``answer`` field equals the first number of the gold, so
+    "6\\sqrt{2}" passes for 6; an empty answer (" ") counts as an answer there and as
+    ``no_answer`` here.
 (b) The labelled sets (GSM8K-OpenAI, MathCoder, Qwen2.5-Math, NeMo-Skills): agreement of
     ``correct`` with the source's own label, with and without ``--last-number``, the
     confusion counts, and a few disagreements (gold, our prediction, the source's own
@@ -33,6 +37,7 @@ import re
 import subprocess
 import sys
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -89,13 +94,15 @@ def zeroeval_report(data: str, task: str) -> dict:
     with open(os.path.join(data, "zeroeval", f"{task}.summary.json"), encoding="utf-8") as f:
         summary = {row["Model"]: row for row in json.load(f)}
     per_model: dict[str, list[int]] = {}  # model -> [n, correct, no_answer]
+    no_sympy = 0
     for g in grade(records, last_number=False):
+        no_sympy += g["_tf"]["grade"]["path"] not in ("math-verify", "timeout")
         c = per_model.setdefault(g["source"]["model"], [0, 0, 0])
         c[0] += 1
         c[1] += g["correct"]
         c[2] += g["verdict"] == "no_answer"
     match, ours_only, published_only = match_models(list(per_model), list(summary))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for model, (n, correct, no_answer) in per_model.items():
         pub = summary.get(match.get(model, ""))
         acc = 100 * correct / n
@@ -109,7 +116,7 @@ def zeroeval_report(data: str, task: str) -> dict:
         })
     diffs = [abs(r["diff"]) for r in rows if r["diff"] is not None]
     rows.sort(key=lambda r: -abs(r["diff"]) if r["diff"] is not None else 1)
-    return {"task": task, "records": len(records), "models": rows,
+    return {"task": task, "records": len(records), "models": rows, "no_sympy": no_sympy / len(records),
             "mean_abs_diff": sum(diffs) / len(diffs) if diffs else None,
             "mean_diff": sum(r["diff"] for r in rows if r["diff"] is not None) / len(diffs) if diffs else None,
             "unmatched_ours": ours_only, "unmatched_published": published_only}
@@ -118,17 +125,20 @@ def zeroeval_report(data: str, task: str) -> dict:
 def print_zeroeval(rep: dict) -> None:
     print(f"\n== ZeroEval {rep['task']}: {rep['records']} records, {len(rep['models'])} models "
           f"(tf-grade, no --last-number) vs {rep['task']}.summary.json")
-    print(f"{'model':42} {'n':>4} {'ours':>6} {'publ.':>6} {'diff':>6}   {'no-ans ours':>11} {'publ.':>6}")
+    print(f"{'model':40} {'n':>4} {'ours':>6} {'publ.':>6} {'diff':>6}   {'no-ans ours':>11} {'publ.':>6}")
     for r in rep["models"]:
-        name = r["model"] + ("" if r["published_name"] in (None, r["model"]) else f" (~{r['published_name']})")
         pub = lambda v: f"{v:6.2f}" if v is not None else "     -"  # noqa: E731
         diff = f"{r['diff']:+6.2f}" if r["diff"] is not None else "     -"
-        print(f"{name[:42]:42} {r['n']:4} {r['ours']:6.2f} {pub(r['published'])} {diff}   "
+        print(f"{r['model']:40} {r['n']:4} {r['ours']:6.2f} {pub(r['published'])} {diff}   "
               f"{r['no_answer_ours']:11.2f} {pub(r['no_answer_published'])}")
     if rep["mean_abs_diff"] is not None:
         print(f"mean absolute difference: {rep['mean_abs_diff']:.2f} points "
               f"(mean signed difference {rep['mean_diff']:+.2f})")
-    print(f"unmatched, ours: {rep['unmatched_ours'] or 'none'}")
+    fuzzy = [f"{r['model']} ~ {r['published_name']}" for r in rep["models"]
+             if r["published_name"] not in (None, r["model"])]
+    print(f"matched by normalised name: {', '.join(fuzzy) or 'none'}")
+    print(f"unmatched, ours: {', '.join(rep['unmatched_ours']) or 'none'}")
+    print(f"decided without SymPy: {rep['no_sympy']:.1%} of the records")
     print(f"unmatched, published ({len(rep['unmatched_published'])}): "
           f"{', '.join(rep['unmatched_published']) or 'none'}")
 
@@ -152,6 +162,8 @@ def labelled_report(data: str, name: str, fmt: str, inputs: list[str], used: boo
             "label_T_ours_F": conf["TF"], "label_F_ours_T": conf["FT"],
             "ungradable": sum(g["verdict"] == "ungradable" for g in graded),
             "no_answer": sum(g["verdict"] == "no_answer" for g in graded),
+            "no_sympy": sum(g["_tf"]["grade"]["path"] not in ("math-verify", "timeout")
+                            for g in graded) / len(graded) if graded else None,
         }
         if last_number == used:
             examples = pick_examples([g for g in graded if g["correct"] != g["label"]], n_examples)
@@ -186,13 +198,13 @@ def pick_examples(wrong: list[dict], k: int) -> list[dict]:
 def print_labelled(rep: dict) -> None:
     print(f"\n== {rep['name']}: {rep['records']} records")
     print(f"  {'setting':14} {'n':>5} {'agreement':>18} {'label T/ours F':>15} {'label F/ours T':>15} "
-          f"{'no_answer':>9} {'ungradable':>10}")
+          f"{'no_answer':>9} {'ungradable':>10} {'no SymPy':>8}")
     for setting, s in rep["settings"].items():
         mark = " *" if setting == rep["examples_from"] else ""
         flag = "--last-number" if setting == "last_number" else "(default)"
         print(f"  {flag:14} {s['n']:5} {s['agree']:>6}/{s['n']} = {s['agreement']:6.2%} "
-              f"{s['label_T_ours_F']:15} {s['label_F_ours_T']:15} {s['no_answer']:9} {s['ungradable']:10}{mark}")
-    print(f"  disagreements (setting marked *; label = the source's verdict, ours = tf-grade's):")
+              f"{s['label_T_ours_F']:15} {s['label_F_ours_T']:15} {s['no_answer']:9} {s['ungradable']:10} {s['no_sympy']:8.1%}{mark}")
+    print("  disagreements (setting marked *; label = the source's verdict, ours = tf-grade's):")
     for e in rep["examples"]:
         gold = e["gold"].strip().replace("\n", " | ")
         print(f"  - {e['id']} #{e['sample_idx']}: label {e['label']}, ours {e['ours']} "

@@ -75,7 +75,7 @@ def test_qwen25math():
     recs, _ = run("qwen25math", path, limit=3)
     groups = check_records(recs, per_problem=8, n_problems=3)
     src = load(path)[:3]
-    for s, (pid, g) in zip(src, groups.items()):
+    for s, (pid, g) in zip(src, groups.items(), strict=False):
         assert pid == f"qwen25math/{s['idx']}"
         assert [r["label"] for r in g] == s["score"]
         assert [r["completion"] for r in g] == s["code"]
@@ -89,7 +89,7 @@ def test_gsm8k_openai():
     recs, _ = run("gsm8k-openai", path, limit=3)
     groups = check_records(recs, per_problem=4, n_problems=3)
     keys = ["6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification"]
-    for n, (s, (pid, g)) in enumerate(zip(load(path)[:3], groups.items())):
+    for n, (s, (pid, g)) in enumerate(zip(load(path)[:3], groups.items(), strict=False)):
         assert pid == f"gsm8k-test/{n}"
         assert [r["label"] for r in g] == [s[k]["is_correct"] for k in keys]
         assert [r["completion"] for r in g] == [s[k]["solution"] for k in keys]

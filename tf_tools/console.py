@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from types import TracebackType
+from typing import Any
 
 log = logging.getLogger("tf_tools")
 
@@ -82,8 +83,8 @@ class Progress:
         self.heartbeat_s = heartbeat_s if heartbeat_s is not None else float(env or 30.0)
         self._start = time.monotonic()
         self._last = self._start
-        self._bar = None
-        self._task = None
+        self._bar: Any = None
+        self._task: Any = None
 
     def __enter__(self) -> Progress:
         if self.enabled and sys.stderr.isatty():

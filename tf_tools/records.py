@@ -21,7 +21,7 @@ import hashlib
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import orjson
@@ -160,9 +160,10 @@ def shard_of(record_id: Any, n_shards: int) -> int:
     return int.from_bytes(digest, "big") % n_shards
 
 
-def parse_shard(spec: str | None, env: dict[str, str] | None = None) -> tuple[int, int] | None:
+def parse_shard(spec: str | None, env: Mapping[str, str] | None = None) -> tuple[int, int] | None:
     """``"I/N"`` -> (I, N) with 0 <= I < N; None -> the SLURM array task, or no sharding."""
-    env = os.environ if env is None else env
+    if env is None:
+        env = os.environ
     if spec is None:
         if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
             # Arrays may start at 1 (--array=1-8): index relative to the first task.

@@ -52,7 +52,12 @@ def grade(
         from tf_tools import console
         from tf_tools.grading.grader import GradeConfig, GradeStats, check_golds, grade_records
         from tf_tools.records import (
-            JsonlReader, JsonlWriter, in_shard, parse_shard, pump, skip_done,
+            JsonlReader,
+            JsonlWriter,
+            in_shard,
+            parse_shard,
+            pump,
+            skip_done,
         )
 
         paths = common.require_input(inputs)

@@ -17,7 +17,13 @@ from typing import Any
 from tf_tools import __version__
 from tf_tools.errors import InputError
 from tf_tools.grading.equivalence import fast_equal, normalize
-from tf_tools.grading.extract import ExtractOptions, extract_answer, extract_letter, gold_answers, plain_number
+from tf_tools.grading.extract import (
+    ExtractOptions,
+    extract_answer,
+    extract_letter,
+    gold_answers,
+    plain_number,
+)
 from tf_tools.records import Record, is_failed, mark_failed, set_provenance
 
 VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")

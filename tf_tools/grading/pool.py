@@ -20,6 +20,7 @@ from typing import Any
 
 Task = tuple[int, tuple[str, ...], str]  # (seq, golds, pred)
 Result = tuple[int, str, bool | None, str, float]  # (seq, status, equal, reason, seconds)
+READY = ("ready",)  # what a worker sends once it is warm (worker.READY)
 
 
 @dataclass
@@ -28,6 +29,8 @@ class _Worker:
     conn: Connection
     queue: deque[Task] = field(default_factory=deque)
     started: float = 0.0  # when the item at the head of the queue began
+    ready: bool = False  # warmed up (math-verify imported and exercised)
+    born: float = field(default_factory=time.monotonic)
 
 
 class VerifyPool:
@@ -37,6 +40,7 @@ class VerifyPool:
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.max_queue = max_queue
+        self.startup_timeout = max(60.0, timeout)
         self.n_killed = 0
         self._ctx = mp.get_context("forkserver")
         self._ctx.set_forkserver_preload(["tf_tools.grading.worker"])
@@ -73,7 +77,7 @@ class VerifyPool:
         return True
 
     def _send(self, w: _Worker, tasks: list[Task]) -> None:
-        if not w.queue:
+        if not w.queue and w.ready:
             w.started = time.monotonic()
         w.queue.extend(tasks)
         w.conn.send(tasks)
@@ -86,7 +90,7 @@ class VerifyPool:
         if not busy:
             return []
         now = time.monotonic()
-        soonest = min(w.started + self.timeout for w in busy)
+        soonest = min(self._deadline(w) for w in busy)
         ready = wait([w.conn for w in busy], timeout=max(0.0, min(block, soonest - now)))
         out: list[Result] = []
         for w in busy:
@@ -94,15 +98,26 @@ class VerifyPool:
                 out.extend(self._drain(w))
         now = time.monotonic()
         for i, w in enumerate(self._workers):
-            if w.queue and now - w.started > self.timeout:
-                out.append(self._replace(i, "timeout", f"no verdict within {self.timeout:g}s; worker killed"))
+            if w.queue and now > self._deadline(w):
+                if w.ready:
+                    out.append(self._replace(i, "timeout", f"no verdict within {self.timeout:g}s; worker killed"))
+                else:
+                    out.append(self._replace(i, "error", "grading worker did not start"))
         return out
+
+    def _deadline(self, w: _Worker) -> float:
+        # a worker's warm-up does not count against its first item
+        return w.started + self.timeout if w.ready else w.born + self.startup_timeout
 
     def _drain(self, w: _Worker) -> list[Result]:
         out: list[Result] = []
         try:
             while w.conn.poll():
                 res: Result = w.conn.recv()
+                if res == READY:
+                    w.ready = True
+                    w.started = time.monotonic()
+                    continue
                 if w.queue and w.queue[0][0] == res[0]:
                     w.queue.popleft()
                     w.started = time.monotonic()

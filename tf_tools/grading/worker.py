@@ -65,18 +65,32 @@ def verify_task(golds: tuple[str, ...], pred: str) -> tuple[str, bool | None, st
         return "error", None, "recursion limit in SymPy"
 
 
+def warm_up() -> None:
+    """The first parse builds math-verify's regexes and the LaTeX parser (seconds on a busy
+    machine): do it before the first item's clock starts."""
+    verify_task(("\\frac{1}{2}",), "\\sqrt{x}+1")
+    _GOLD_CACHE.clear()
+    _PRED_CACHE.clear()
+
+
 def serve(conn: Any, memory_mb: int) -> None:
-    """Worker loop: receive lists of (seq, golds, pred), answer each as soon as it is done."""
+    """Worker loop: say READY once warm, then receive lists of (seq, golds, pred) and answer
+    each as soon as it is done. Ends quietly when the parent goes away."""
     limit_memory(memory_mb)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    while True:
-        try:
+    try:
+        warm_up()
+        conn.send(READY)
+        while True:
             batch = conn.recv()
-        except (EOFError, OSError):
-            return
-        if batch is None:
-            return
-        for seq, golds, pred in batch:
-            t0 = time.perf_counter()
-            status, equal, reason = verify_task(golds, pred)
-            conn.send((seq, status, equal, reason, time.perf_counter() - t0))
+            if batch is None:
+                return
+            for seq, golds, pred in batch:
+                t0 = time.perf_counter()
+                status, equal, reason = verify_task(golds, pred)
+                conn.send((seq, status, equal, reason, time.perf_counter() - t0))
+    except (EOFError, OSError, KeyboardInterrupt):
+        return  # the parent closed the pipe or was killed
+
+
+READY = ("ready",)

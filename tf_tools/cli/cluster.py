@@ -1,0 +1,101 @@
+"""tf-cluster: per-problem error statistics and clusters of equivalent wrong answers."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from tf_tools.cli import common
+from tf_tools.errors import EXIT_PARTIAL
+
+HELP = """Read graded trajectories (tf-grade's output, grouped by id) and write one problem
+summary per id: n, n_correct, error_rate, n_error_modes, entropy (nats), the correct
+trajectories and the fusable wrong ones in clusters of equivalent answers, largest first.
+
+no_answer and truncated samples count as wrong in error_rate but are never clustered;
+ungradable samples are left out of n. Equal answers are found by a canonical key, then
+fast comparisons against one answer per cluster, then math-verify in worker processes with
+a hard timeout (a timeout counts as "different").
+
+Examples:
+
+\b
+  tf-grade trajectories.jsonl | tf-cluster > problems.jsonl
+  tf-cluster graded.jsonl -o problems.jsonl --workers 4
+  jq -c . graded_shuffled.jsonl | tf-cluster --unsorted > problems.jsonl
+"""
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@app.command(help=HELP, no_args_is_help=False)
+def cluster(
+    inputs: common.Inputs = None,
+    output: common.Output = None,
+    unsorted: Annotated[bool, typer.Option("--unsorted", help="Input is not grouped by id: hold every record in memory until the input ends.")] = False,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="math-verify worker processes, started only when an answer pair needs one (default: CPU cores).")] = 0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Hard limit in seconds per math-verify comparison; a pair that runs over counts as different.")] = 5.0,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Relative tolerance for answers written as decimals.")] = 1e-6,
+    no_math_verify: Annotated[bool, typer.Option("--no-math-verify", help="Only the fast paths: pairs they cannot decide count as different.")] = False,
+    memory_mb: Annotated[int, typer.Option("--worker-memory", help="Address-space cap per worker in MiB (0: none).")] = 4096,
+    id_key: common.IdKey = "id",
+    resume: common.Resume = False,
+    keep_going: common.KeepGoing = False,
+    shard: common.Shard = None,
+    verbose: common.Verbose = 0,
+    quiet: common.Quiet = False,
+) -> None:
+    with common.command("tf-cluster", verbose, quiet):
+        from tf_tools import console
+        from tf_tools.clustering import ClusterConfig, ClusterStats, cluster_records, skip_ids
+        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard, pump
+
+        paths = common.require_input(inputs)
+        cfg = ClusterConfig(id_key=id_key, unsorted=unsorted, tolerance=tolerance,
+                            workers=workers or (os.cpu_count() or 2), timeout=timeout,
+                            memory_mb=memory_mb, math_verify=not no_math_verify,
+                            keep_going=keep_going)
+        if unsorted:
+            console.warn("--unsorted: holding every record in memory until the input ends")
+        reader = JsonlReader(paths, keep_going=keep_going, step="cluster")
+        records = in_shard(reader, parse_shard(shard), id_key)
+        writer = JsonlWriter(output, resume=resume, key=lambda r: r.get(id_key))
+        if writer.done:
+            console.info(f"resuming: {len(writer.done)} problems already summarised")
+            records = skip_ids(records, writer.done, id_key)
+        stats = ClusterStats()
+        try:
+            with console.Progress("problems", enabled=not quiet) as bar:
+                pump(cluster_records(records, cfg, stats, reader.where), writer, bar, chunk=16)
+        finally:
+            writer.close()
+        writer.commit()
+        _summary(stats, console)
+        if stats.failed:
+            console.log.warning("%d records failed (marked with _tf.error)", stats.failed)
+            raise typer.Exit(EXIT_PARTIAL)
+
+
+def _summary(stats, console) -> None:  # type: ignore[no-untyped-def]
+    if not stats.problems:
+        return
+    v = stats.verdicts
+    parts = ", ".join(f"{k} {v[k]}" for k in ("correct", "incorrect", "no_answer", "truncated",
+                                              "ungradable") if v[k])
+    console.log.warning("%d problems, %d trajectories (%s)", stats.problems,
+                        stats.trajectories, parts)
+    console.log.warning(
+        "clustered %d wrong answers into %d clusters: %d by canonical key, %d equivalence "
+        "checks (%d by math-verify, %d timeouts) against %d for all pairs",
+        stats.clustered, stats.clusters, stats.key_hits, stats.checks, stats.mv_checks,
+        stats.timeouts, stats.all_pairs)
+
+
+def main() -> None:
+    app(prog_name="tf-cluster")
+
+
+if __name__ == "__main__":
+    main()
