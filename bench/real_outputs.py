@@ -137,8 +137,8 @@ def print_zeroeval(rep: dict) -> None:
     fuzzy = [f"{r['model']} ~ {r['published_name']}" for r in rep["models"]
              if r["published_name"] not in (None, r["model"])]
     print(f"matched by normalised name: {', '.join(fuzzy) or 'none'}")
-    print(f"unmatched, ours: {', '.join(rep['unmatched_ours']) or 'none'}")
     print(f"decided without SymPy: {rep['no_sympy']:.1%} of the records")
+    print(f"unmatched, ours: {', '.join(rep['unmatched_ours']) or 'none'}")
     print(f"unmatched, published ({len(rep['unmatched_published'])}): "
           f"{', '.join(rep['unmatched_published']) or 'none'}")
 

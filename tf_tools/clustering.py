@@ -17,8 +17,9 @@ Clustering cost: each candidate answer is placed by (1) a canonical key (normali
 the exact value of a number) looked up in a dict, (2) ``fast_equal`` against one
 representative per existing cluster, skipping pairs that two different exact numbers already
 decide, and (3) math-verify only for the pairs the fast paths cannot decide, in the killable
-``VerifyPool`` (never SymPy in this process). A comparison that times out or fails counts as
-"not equal" and is counted. All pairs are never compared.
+``VerifyPool`` (never SymPy in this process), after checking once per answer that
+math-verify can read it at all. A comparison that times out or fails counts as "not equal"
+and is counted. All pairs are never compared.
 
 Fields equal across every sample of a problem (``problem``, ``answer``, user fields) are
 lifted onto the problem record; each trajectory keeps the rest of its record (always its
@@ -78,8 +79,10 @@ class ClusterStats:
     clusters: int = 0
     key_hits: int = 0  # answers placed by the canonical key, no comparison
     key_decided: int = 0  # pairs two different exact numbers decide, no comparison
-    fast_checks: int = 0  # fast_equal calls
-    mv_checks: int = 0  # math-verify comparisons (in the pool)
+    fast_checks: int = 0  # answer pairs compared (fast_equal, then math-verify if undecided)
+    mv_checks: int = 0  # pairs compared by math-verify (in the pool)
+    mv_reads: int = 0  # answers checked once for whether math-verify can read them
+    mv_unreadable: int = 0  # undecided pairs settled: math-verify cannot read one side
     timeouts: int = 0  # math-verify comparisons that ran out of time (= not equal)
     mv_failures: int = 0  # math-verify could not parse / crashed (= not equal)
     all_pairs: int = 0  # what naive all-pairs clustering would compare
@@ -87,7 +90,13 @@ class ClusterStats:
 
     @property
     def checks(self) -> int:
-        return self.fast_checks + self.mv_checks
+        """Equivalence checks: answer pairs compared (each once, however it was decided)."""
+        return self.fast_checks
+
+    @property
+    def mv_calls(self) -> int:
+        """Every task sent to math-verify: pair comparisons and readability checks."""
+        return self.mv_checks + self.mv_reads
 
 
 # --------------------------------------------------------------------------- equivalence
@@ -120,7 +129,12 @@ def _exact_number(pred: str) -> Fraction | None:
 class Equivalence:
     """Answer equivalence for clustering: fast paths here, math-verify in a killable pool.
 
-    ``rep`` plays the gold's part in every comparison (it is the earlier sample).
+    ``rep`` plays the gold's part in every comparison (it is the earlier sample). Before
+    comparing a pair with math-verify, each of its answers is checked once (per run) for
+    whether math-verify reads any SymPy expression from it: one it cannot read ("___",
+    "Cannot be determined") equals nothing through math-verify, as gold ("gold does not
+    parse") or as prediction (a string never equals an expression), so its pairs are
+    decided without further calls, exactly as math-verify would decide them.
     """
 
     def __init__(self, cfg: ClusterConfig, stats: ClusterStats) -> None:
@@ -128,6 +142,7 @@ class Equivalence:
         self.stats = stats
         self._pool: Any = None
         self._seq = 0
+        self._readable: dict[str, bool] = {}
 
     def fast(self, rep: str, cand: str) -> bool | None:
         self.stats.fast_checks += 1
@@ -136,33 +151,52 @@ class Equivalence:
 
     def slow_many(self, pairs: list[tuple[str, str]]) -> list[bool]:
         """math-verify on each (rep, cand) pair, in parallel; timeouts and failures are False."""
+        if not pairs or not self.cfg.math_verify:
+            return [False] * len(pairs)
+        unknown = sorted({a for pair in pairs for a in pair if a not in self._readable})
+        if unknown:
+            if len(self._readable) > 200_000:
+                self._readable.clear()
+            self.stats.mv_reads += len(unknown)
+            for answer, (status, _equal) in zip(unknown, self._run([(a, a) for a in unknown])):
+                # a timeout or crash says nothing about readability: compare as usual
+                self._readable[answer] = status != "gold_unparseable"
+                self.stats.timeouts += status == "timeout"
+        todo = [i for i, (rep, cand) in enumerate(pairs)
+                if self._readable.get(rep, True) and self._readable.get(cand, True)]
+        equal = [False] * len(pairs)
+        self.stats.mv_unreadable += len(pairs) - len(todo)
+        self.stats.mv_checks += len(todo)
+        for i, (status, eq) in zip(todo, self._run([pairs[i] for i in todo])):
+            if status == "timeout":
+                self.stats.timeouts += 1
+            elif status != "ok":
+                self.stats.mv_failures += 1
+            equal[i] = status == "ok" and bool(eq)
+        return equal
+
+    def _run(self, pairs: list[tuple[str, str]]) -> list[tuple[str, bool | None]]:
+        """(status, equal) of each (gold, pred) pair from the pool, in order."""
         if not pairs:
             return []
-        if not self.cfg.math_verify:
-            return [False] * len(pairs)
         if self._pool is None:
             from tf_tools.grading.pool import VerifyPool
 
             self._pool = VerifyPool(self.cfg.workers, self.cfg.timeout, self.cfg.memory_mb)
         first = self._seq
-        results: dict[int, bool] = {}
-        for rep, cand in pairs:
-            task = (self._seq, (rep,), cand)
+        results: dict[int, tuple[str, bool | None]] = {}
+        for gold, pred in pairs:
+            task = (self._seq, (gold,), pred)
             self._seq += 1
             while not self._pool.submit(task):
-                self._take(self._pool.collect(), results)
-        while len([s for s in results if s >= first]) < len(pairs):
-            self._take(self._pool.collect(), results)
-        self.stats.mv_checks += len(pairs)
-        return [results.pop(first + i) for i in range(len(pairs))]
+                self._take(results)
+        while len(results) < len(pairs):
+            self._take(results)
+        return [results[first + i] for i in range(len(pairs))]
 
-    def _take(self, got: list[Any], results: dict[int, bool]) -> None:
-        for seq, status, equal, _reason, _seconds in got:
-            if status == "timeout":
-                self.stats.timeouts += 1
-            elif status != "ok":
-                self.stats.mv_failures += 1
-            results[seq] = bool(equal) if status == "ok" else False
+    def _take(self, results: dict[int, tuple[str, bool | None]]) -> None:
+        for seq, status, equal, _reason, _seconds in self._pool.collect():
+            results[seq] = (status, equal)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -239,7 +273,7 @@ def summarize_problem(group: list[Record], eq: Equivalence, cfg: ClusterConfig) 
     """The problem summary of one problem's graded trajectories."""
     t0 = time.perf_counter()
     stats = eq.stats
-    checks_before, mv_before = stats.checks, stats.mv_checks
+    checks_before, mv_before = stats.checks, stats.mv_calls
     timeouts_before = stats.timeouts
     trajs = [r for _, r in sorted(enumerate(group), key=_order_key)]
     first = trajs[0]
@@ -283,7 +317,7 @@ def summarize_problem(group: list[Record], eq: Equivalence, cfg: ClusterConfig) 
     out[TF_KEY] = {"cluster": {
         "version": __version__, "tolerance": cfg.tolerance, "timeout": cfg.timeout,
         "math_verify": cfg.math_verify, "checks": stats.checks - checks_before,
-        "math_verify_checks": stats.mv_checks - mv_before,
+        "math_verify_calls": stats.mv_calls - mv_before,
         "timeouts": stats.timeouts - timeouts_before,
         "seconds": round(time.perf_counter() - t0, 6),
     }}

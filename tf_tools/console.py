@@ -85,6 +85,7 @@ class Progress:
         self._last = self._start
         self._bar: Any = None
         self._task: Any = None
+        self.postfix = ""
 
     def __enter__(self) -> Progress:
         if self.enabled and sys.stderr.isatty():
@@ -102,13 +103,14 @@ class Progress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn(self.unit),
+                TextColumn("{task.fields[postfix]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 transient=True,
                 redirect_stdout=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(self.unit, total=self.total)
+            self._task = self._bar.add_task(self.unit, total=self.total, postfix="")
         return self
 
     def advance(self, n: int = 1) -> None:
@@ -116,7 +118,7 @@ class Progress:
         if not self.enabled:
             return
         if self._bar is not None:
-            self._bar.update(self._task, advance=n)  # type: ignore[arg-type]
+            self._bar.update(self._task, advance=n, postfix=self.postfix)
             return
         now = time.monotonic()
         if now - self._last >= self.heartbeat_s:
@@ -131,7 +133,8 @@ class Progress:
         eta = ""
         if self.total and rate > 0:
             eta = f", eta {_fmt_duration((self.total - self.count) / rate)}"
-        return f"{_PROG}: {done} {self.unit}, {rate:.0f} {self.unit[:3]}/s{eta}"
+        extra = f", {self.postfix}" if self.postfix else ""
+        return f"{_PROG}: {done} {self.unit}, {rate:.1f} {self.unit[:3]}/s{extra}{eta}"
 
     def __exit__(
         self,

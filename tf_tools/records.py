@@ -269,6 +269,7 @@ class JsonlWriter:
         resume: bool = False,
         key: Callable[[Record], Hashable] | None = None,
         stdout: IO[bytes] | None = None,
+        group_complete: Callable[[list[Record]], bool] | None = None,
     ) -> None:
         self.path = None if path in (None, "-") else path
         self.done: Counter[Hashable] = Counter()
@@ -285,17 +286,19 @@ class JsonlWriter:
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
         if resume:
-            self._recover(key or (lambda r: r.get("id")))
+            self._recover(key or (lambda r: r.get("id")), group_complete)
             self._out = open(self.tmp, "ab", buffering=0)  # noqa: SIM115
         else:
             self._out = open(self.tmp, "wb", buffering=0)  # noqa: SIM115
 
-    def _recover(self, key: Callable[[Record], Hashable]) -> None:
+    def _recover(self, key: Callable[[Record], Hashable],
+                 group_complete: Callable[[list[Record]], bool] | None) -> None:
         if not os.path.exists(self.tmp) and os.path.exists(self.path):  # type: ignore[arg-type]
             os.replace(self.path, self.tmp)  # type: ignore[arg-type]
         if not os.path.exists(self.tmp):
             return
         good = 0
+        starts: list[int] = []  # byte offset of each kept record
         with open(self.tmp, "rb") as f:
             for raw in f:
                 if not raw.endswith(b"\n"):
@@ -304,10 +307,22 @@ class JsonlWriter:
                     rec = orjson.loads(raw)
                 except orjson.JSONDecodeError:
                     break
-                if isinstance(rec, dict) and not is_failed(rec):
-                    self.done[key(rec)] += 1
+                if isinstance(rec, dict):
+                    starts.append(good)
                     self.kept.append(rec)
                 good += len(raw)
+        if group_complete is not None and self.kept:
+            # records of one id are written together: only the last group can be cut short
+            last_id = self.kept[-1].get("id")
+            first = len(self.kept)
+            while first > 0 and self.kept[first - 1].get("id") == last_id:
+                first -= 1
+            if not group_complete(self.kept[first:]):
+                good = starts[first]
+                del self.kept[first:]
+        for rec in self.kept:
+            if not is_failed(rec):
+                self.done[key(rec)] += 1
         with open(self.tmp, "r+b") as f:
             f.truncate(good)
 

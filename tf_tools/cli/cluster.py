@@ -87,11 +87,10 @@ def _summary(stats, console) -> None:  # type: ignore[no-untyped-def]
     console.log.warning("%d problems, %d trajectories (%s)", stats.problems,
                         stats.trajectories, parts)
     console.log.warning(
-        "clustered %d wrong answers into %d clusters: %d by canonical key, %d equivalence "
-        "checks (%d by math-verify, %d timeouts) against %d for all pairs",
-        stats.clustered, stats.clusters, stats.key_hits, stats.checks, stats.mv_checks,
-        stats.timeouts, stats.all_pairs)
-
+        "clustered %d wrong answers into %d clusters: %d placed by canonical key, %d pair "
+        "checks (all pairs: %d), %d math-verify calls (%d pairs, %d readability), %d timeouts",
+        stats.clustered, stats.clusters, stats.key_hits, stats.checks, stats.all_pairs,
+        stats.mv_calls, stats.mv_checks, stats.mv_reads, stats.timeouts)
 
 def main() -> None:
     app(prog_name="tf-cluster")

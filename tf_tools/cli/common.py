@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -83,6 +83,15 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+def protect_stdout() -> Any:
+    """Keep stdout for records only: libraries that print (vLLM logs to stdout, C++
+    backends print) write to stderr from here on; records go through the returned stream."""
+    sys.stdout.flush()
+    records = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    return records
 
 
 def count_lines(paths: list[str]) -> int | None:

