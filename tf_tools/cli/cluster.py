@@ -39,6 +39,7 @@ def cluster(
     timeout: Annotated[float, typer.Option("--timeout", help="Hard limit in seconds per math-verify comparison; a pair that runs over counts as different.")] = 5.0,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Relative tolerance for answers written as decimals.")] = 1e-6,
     no_math_verify: Annotated[bool, typer.Option("--no-math-verify", help="Only the fast paths: pairs they cannot decide count as different.")] = False,
+    no_shortcuts: Annotated[bool, typer.Option("--no-shortcuts", help="Send every pair the fast paths cannot decide to math-verify (no telling answers apart by their value or form).")] = False,
     memory_mb: Annotated[int, typer.Option("--worker-memory", help="Address-space cap per worker in MiB (0: none).")] = 4096,
     id_key: common.IdKey = "id",
     resume: common.Resume = False,
@@ -55,7 +56,7 @@ def cluster(
         paths = common.require_input(inputs)
         cfg = ClusterConfig(id_key=id_key, unsorted=unsorted, tolerance=tolerance,
                             workers=workers or (os.cpu_count() or 2), timeout=timeout,
-                            memory_mb=memory_mb, math_verify=not no_math_verify,
+                            memory_mb=memory_mb, math_verify=not no_math_verify, shortcuts=not no_shortcuts,
                             keep_going=keep_going)
         if unsorted:
             console.warn("--unsorted: holding every record in memory until the input ends")
@@ -87,10 +88,13 @@ def _summary(stats, console) -> None:  # type: ignore[no-untyped-def]
     console.log.warning("%d problems, %d trajectories (%s)", stats.problems,
                         stats.trajectories, parts)
     console.log.warning(
-        "clustered %d wrong answers into %d clusters: %d placed by canonical key, %d pair "
-        "checks (all pairs: %d), %d math-verify calls (%d pairs, %d readability), %d timeouts",
-        stats.clustered, stats.clusters, stats.key_hits, stats.checks, stats.all_pairs,
-        stats.mv_calls, stats.mv_checks, stats.mv_reads, stats.timeouts)
+        "clustered %d wrong answers into %d clusters; %d placed by canonical key, %d needed "
+        "math-verify", stats.clustered, stats.clusters, stats.key_hits, stats.answers_mv)
+    console.log.warning(
+        "%d pair checks (all pairs: %d), %d more told apart as different numbers and %d by "
+        "value or form; math-verify: %d pairs, %d readability checks, %d timeouts",
+        stats.checks, stats.all_pairs, stats.number_decided, stats.form_decided,
+        stats.mv_checks, stats.mv_reads, stats.timeouts)
 
 def main() -> None:
     app(prog_name="tf-cluster")

@@ -88,6 +88,11 @@ def _silence_stdout() -> None:
 def protect_stdout() -> Any:
     """Keep stdout for records only: libraries that print (vLLM logs to stdout, C++
     backends print) write to stderr from here on; records go through the returned stream."""
+    try:
+        if sys.stdout.fileno() != 1:
+            return None
+    except (AttributeError, ValueError, OSError):
+        return None  # stdout is not a file descriptor (a test runner captures it)
     sys.stdout.flush()
     records = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)

@@ -145,7 +145,7 @@ class Fuser:
             trajs = self._clean(_trajectories(c.get("trajectories") if isinstance(c, dict)
                                               else None, ("incorrect",)))
             if trajs:
-                first = min((_idx_key({"sample_idx": t.sample_idx}) for t in trajs))
+                first = min(_idx_key({"sample_idx": t.sample_idx}) for t in trajs)
                 found.append(((-len(trajs), first, pos), trajs))
         found.sort(key=lambda x: x[0])
         return [trajs for _, trajs in found]
@@ -165,7 +165,7 @@ class Fuser:
                                min_error_rate=cfg.min_error_rate, min_modes=cfg.min_modes)
         stats.k_policy[k0] += 1
         rng = random.Random(f"{cfg.seed}:{pid}")
-        prompt = ([{"role": "system", "content": cfg.system}] if cfg.system is not None else [])
+        prompt = [{"role": "system", "content": cfg.system}] if cfg.system is not None else []
         prompt.append({"role": "user", "content": str(rec[cfg.problem_key])})
         carried = {k: v for k, v in rec.items() if k not in DROPPED_KEYS and k != TF_KEY}
         out = []
@@ -176,7 +176,7 @@ class Fuser:
                 lines = rng.sample(cfg.reflections, k0)
             else:
                 lines = [rng.choice(cfg.reflections) for _ in range(k0)]
-            sample = self._fit(prompt, list(zip(wrong, lines)), right)
+            sample = self._fit(prompt, list(zip(wrong, lines, strict=True)), right)
             if sample is None:
                 stats.over_budget += 1
                 continue
@@ -250,7 +250,7 @@ def _check(rec: Record, cfg: FuseConfig) -> tuple[str, str] | None:
     return None
 
 
-def fuse_records(records: Iterable[Record], cfg: FuseConfig = FuseConfig(),
+def fuse_records(records: Iterable[Record], cfg: FuseConfig | None = None,
                  stats: FuseStats | None = None, counter: TokenCounter | None = None,
                  where: Callable[[], str] | None = None) -> Iterator[Record]:
     """Training samples for each problem summary, in input order, one problem at a time.
@@ -258,6 +258,7 @@ def fuse_records(records: Iterable[Record], cfg: FuseConfig = FuseConfig(),
     Records already marked failed upstream are passed on unchanged and counted. A record
     that is not a problem summary raises InputError naming its line.
     """
+    cfg = cfg if cfg is not None else FuseConfig()
     stats = stats if stats is not None else FuseStats()
     fuser = Fuser(cfg, counter if counter is not None else load_counter(cfg.tokenizer), stats)
     for rec in records:

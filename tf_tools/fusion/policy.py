@@ -47,10 +47,11 @@ def choose_k(policy: str, error_rate: float | None, entropy: float | None, m: in
 def parameters(policy: str, *, k_max: int, gamma: float, min_error_rate: float,
                min_modes: float) -> dict[str, float | int]:
     """The parameters a policy actually uses (for ``_tf.fuse``)."""
-    return {
+    table: dict[str, dict[str, float | int]] = {
         "adaptive": {"gamma": gamma, "k_max": k_max},
         "linear": {"gamma": gamma, "k_max": k_max},
         "threshold": {"k_max": k_max, "min_error_rate": min_error_rate, "min_modes": min_modes},
         "fixed": {"k_max": k_max},
         "rft": {},
-    }[policy]
+    }
+    return table[policy]
