@@ -98,3 +98,10 @@ def test_normalize_strips_annotations():
     assert to_number("1,234,567").value == 1234567  # type: ignore[union-attr]
     assert to_number("\\frac{-3}{6}").value == -0.5  # type: ignore[union-attr]
     assert to_number("x") is None
+
+
+def test_a_text_label_on_the_left_of_an_answer_is_dropped():
+    result = fast_equal("64800", "\\text{Difference in Revenue} = \\$64,800")
+    assert result is not None and result.equal
+    result = fast_equal("11232", "\\text{Total Cost} = \\$11,232")
+    assert result is not None and result.equal

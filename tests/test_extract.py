@@ -109,3 +109,28 @@ def test_extract_letter(text, letter):
 )
 def test_gold_answers(gold, expected):
     assert gold_answers(gold) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # prose after the box that mentions "the answer" does not replace it
+        ("\\boxed{\\$975}\n\nThe initial verification step was incorrect, but the final answer is accurate.", "\\$975"),
+        ("\\boxed{5}.\n\nEverything matches, so the answer is verified to be correct.", "5"),
+        ("So $225$ is written as $\\boxed{220}$. Note that under another definition the answer will be "
+         "different for any number. Under it, $225$ is written as $22$.", "220"),
+        ('{\n "answer": "5"\n}\n```\n\nThe answer is that Shannon needs to make 5 dozens to have enough for 30 days.', "5"),
+        # a run of more than four '#' is not GSM8K's marker
+        ("The area of the triangle is \\(\\boxed{25}\\). foo######\nbar", "25"),
+        # a restatement after a sentence end is not a second element of a list
+        ("is $\\boxed{2/3 < x < 1 \\text{ or } x > 7}$.\n\nThus,\n\\[ x \\in \\boxed{(\\frac{2}{3}, 1) \\cup (7, \\infty)} \\]",
+         "(\\frac{2}{3}, 1) \\cup (7, \\infty)"),
+    ],
+)
+def test_closing_prose_and_restatements(text, expected):
+    assert extract_answer(text)[0] == expected
+
+
+def test_zeroeval_gsm_gold_form():
+    assert gold_answers("# 20") == ["20"]
+    assert gold_answers("#### 3,140") == ["3,140"]

@@ -126,7 +126,15 @@ def forms_differ(a: Form, b: Form) -> bool:
 
 
 class Equivalence:
-    """Answer equivalence for clustering: fast paths here, math-verify in a killable pool."""
+    """Answer equivalence for clustering: fast paths here, math-verify in a killable pool.
+
+    math-verify comparisons are asynchronous (``submit`` / ``results``) so that the
+    clustering can keep every worker busy. Before a problem's pairs are submitted, each of
+    its non-numeric answers is checked once per run (``prefetch``) for whether math-verify
+    reads a SymPy expression from it: one it cannot read ("___", "Cannot be determined")
+    equals nothing through math-verify, as gold ("gold does not parse") or as prediction (a
+    string never equals an expression), so its pairs need no call. Pair results are cached.
+    """
 
     def __init__(self, cfg: ClusterConfig, stats: ClusterStats, cache_size: int = 100_000) -> None:
         self.cfg = cfg
@@ -136,64 +144,74 @@ class Equivalence:
         self._seq = 0
         self._readable: OrderedDict[str, bool] = OrderedDict()
         self._pairs: OrderedDict[tuple[str, str], bool] = OrderedDict()
+        self._reading: dict[int, str] = {}  # seq -> answer being checked for readability
+        self._comparing: dict[int, tuple[str, str]] = {}  # seq -> pair being compared
+        self._ready: dict[int, bool] = {}
 
     def fast(self, rep: str, cand: str) -> bool | None:
         self.stats.checks += 1
         res = fast_equal(rep, cand, self.cfg.tolerance)
         return None if res is None else res.equal
 
-    def slow_many(self, pairs: list[tuple[str, str]]) -> list[bool]:
-        """math-verify on each (rep, cand) pair, in parallel; timeouts and failures are False."""
-        if not pairs or not self.cfg.math_verify:
-            return [False] * len(pairs)
-        unknown = sorted({a for pair in pairs for a in pair if a not in self._readable})
-        self.stats.mv_reads += len(unknown)
-        for answer, (status, _equal) in zip(unknown, self._run([(a, a) for a in unknown]), strict=True):
-            # a timeout or crash says nothing about readability: compare as usual
-            _remember(self._readable, answer, status != "gold_unparseable", self.cache_size)
-            self.stats.timeouts += status == "timeout"
-        equal = [False] * len(pairs)
-        todo = []
-        for i, pair in enumerate(pairs):
-            if not (self._readable.get(pair[0], True) and self._readable.get(pair[1], True)):
-                self.stats.mv_unreadable += 1
-            elif pair in self._pairs:
-                self.stats.mv_cached += 1
-                equal[i] = self._pairs[pair]
-            else:
-                todo.append(i)
-        self.stats.mv_checks += len(todo)
-        for i, (status, eq) in zip(todo, self._run([pairs[i] for i in todo]), strict=True):
-            if status == "timeout":
-                self.stats.timeouts += 1
-            elif status != "ok":
-                self.stats.mv_failures += 1
-            equal[i] = status == "ok" and bool(eq)
-            _remember(self._pairs, pairs[i], equal[i], self.cache_size)
-        return equal
+    def prefetch(self, answers: Iterable[str]) -> None:
+        """Check, in parallel and once per run, whether math-verify can read each answer."""
+        if not self.cfg.math_verify:
+            return
+        for answer in dict.fromkeys(a for a in answers if a not in self._readable):
+            self.stats.mv_reads += 1
+            self._reading[self._send(answer, answer)] = answer
+        while self._reading:
+            self._collect()
 
-    def _run(self, pairs: list[tuple[str, str]]) -> list[tuple[str, bool | None]]:
-        """(status, equal) of each (gold, pred) pair from the pool, in order."""
-        if not pairs:
-            return []
+    def submit(self, rep: str, cand: str) -> tuple[bool | None, int]:
+        """(answer, -1) when no call is needed, else (None, ticket) for ``results``."""
+        if not self.cfg.math_verify:
+            return False, -1
+        if not (self._readable.get(rep, True) and self._readable.get(cand, True)):
+            self.stats.mv_unreadable += 1
+            return False, -1
+        cached = self._pairs.get((rep, cand))
+        if cached is not None:
+            self.stats.mv_cached += 1
+            return cached, -1
+        self.stats.mv_checks += 1
+        ticket = self._send(rep, cand)
+        self._comparing[ticket] = (rep, cand)
+        return None, ticket
+
+    def results(self) -> dict[int, bool]:
+        """Comparisons finished since the last call (waiting briefly for one): ticket -> equal."""
+        if not self._ready and self._comparing:
+            self._collect()
+        ready, self._ready = self._ready, {}
+        return ready
+
+    def _send(self, gold: str, pred: str) -> int:
         if self._pool is None:
             from tf_tools.grading.pool import VerifyPool
 
             self._pool = VerifyPool(self.cfg.workers, self.cfg.timeout, self.cfg.memory_mb)
-        first = self._seq
-        results: dict[int, tuple[str, bool | None]] = {}
-        for gold, pred in pairs:
-            task = (self._seq, (gold,), pred)
-            self._seq += 1
-            while not self._pool.submit(task):
-                self._take(results)
-        while len(results) < len(pairs):
-            self._take(results)
-        return [results[first + i] for i in range(len(pairs))]
+        seq = self._seq
+        self._seq += 1
+        while not self._pool.submit((seq, (gold,), pred)):
+            self._collect()
+        return seq
 
-    def _take(self, results: dict[int, tuple[str, bool | None]]) -> None:
-        for seq, status, equal, _reason, _seconds in self._pool.collect():
-            results[seq] = (status, equal)
+    def _collect(self) -> None:
+        for seq, status, equal, _reason, _seconds in self._pool.collect(block=0.05):
+            self.stats.timeouts += status == "timeout"
+            if seq in self._reading:
+                # a timeout or crash says nothing about readability: compare as usual
+                answer = self._reading.pop(seq)
+                _remember(self._readable, answer, status != "gold_unparseable", self.cache_size)
+                continue
+            pair = self._comparing.pop(seq, None)
+            if pair is None:
+                continue
+            self.stats.mv_failures += status not in ("ok", "timeout")
+            same = status == "ok" and bool(equal)
+            _remember(self._pairs, pair, same, self.cache_size)
+            self._ready[seq] = same
 
     def close(self) -> None:
         if self._pool is not None:
@@ -211,45 +229,108 @@ def cluster_answers(preds: list[str], eq: Equivalence) -> list[list[int]]:
     """Partition ``preds`` (in sample order) into clusters of equivalent answers.
 
     Returns lists of indices into ``preds`` in order of creation; each cluster's first
-    member is its representative. Greedy against one representative per cluster, which
-    gives the same partition as comparing all pairs when equivalence is transitive.
+    member is its representative. Answers with the same canonical key are one candidate.
+    Each candidate is compared with the representatives of the clusters before it (and, to
+    keep the math-verify workers busy, with the at most ``2 * workers`` earlier candidates
+    still waiting for math-verify, any of which may become a representative); it joins the
+    first cluster, in creation order, whose representative equals it (a fast "equal" wins
+    at once), else it starts one. The same partition as comparing all pairs whenever
+    equivalence is transitive.
     """
-    clusters: list[list[int]] = []
-    reps: list[tuple[str, Form]] = []
-    by_key: dict[Hashable, int] = {}
     stats = eq.stats
+    members: dict[Hashable, list[int]] = {}
     for i, pred in enumerate(preds):
-        key = canonical_key(pred)
-        found = by_key.get(key)
-        if found is not None:
-            stats.key_hits += 1
-            clusters[found].append(i)
-            continue
-        form = form_of(pred)
-        undecided: list[int] = []
-        for c, (rep, rep_form) in enumerate(reps):
-            if form.exact is not None and rep_form.exact is not None:
-                stats.number_decided += 1  # two different exact numbers (equal ones share a key)
+        members.setdefault(canonical_key(pred), []).append(i)
+    groups = list(members.values())  # distinct candidates, in order of first appearance
+    stats.key_hits += len(preds) - len(groups)
+    texts = [preds[g[0]] for g in groups]
+    forms = [form_of(t) for t in texts]
+    cluster_of: list[int | None] = [None] * len(groups)
+    follows: list[int | None] = [None] * len(groups)  # fast-equal to an earlier candidate
+    pending: dict[tuple[int, int], int] = {}  # (earlier, later) -> math-verify ticket
+    known: dict[tuple[int, int], bool] = {}  # (earlier, later) -> decided equal?
+    reps: list[int] = []  # candidates that started a cluster, in creation order
+    window = 2 * max(1, eq.cfg.workers)
+    prefetched = False
+    done = 0  # candidates [0, done) are placed
+
+    def place() -> bool:
+        """Place candidates in order while their comparisons are known; False if waiting."""
+        nonlocal done
+        while done < added:
+            i = done
+            leader = follows[i]
+            if leader is not None:
+                cluster_of[i] = cluster_of[leader]
+            elif cluster_of[i] is None:
+                for c, j in enumerate(reps):
+                    if (j, i) in pending:
+                        return False
+                    if known.get((j, i)):
+                        cluster_of[i] = c
+                        break
+                else:
+                    cluster_of[i] = len(reps)
+                    reps.append(i)
+            done += 1
+        return True
+
+    def wait() -> None:
+        for pair, ticket in list(pending.items()):
+            if ticket in ready:
+                known[pair] = ready.pop(ticket)
+                del pending[pair]
+
+    ready: dict[int, bool] = {}
+    added = 0
+    for i in range(len(groups)):
+        while added - done >= window:
+            ready.update(eq.results())
+            wait()
+            place()
+        # representatives, then the waiting candidates that may still become one
+        earlier = reps + [k for k in range(done, added)
+                          if cluster_of[k] is None and follows[k] is None]
+        needs_mv: list[int] = []
+        for j in earlier:
+            if forms[i].exact is not None and forms[j].exact is not None:
+                stats.number_decided += 1  # different exact numbers (equal ones share a key)
                 continue
-            verdict = eq.fast(rep, pred)
+            verdict = eq.fast(texts[j], texts[i])
             if verdict:
-                found = c
+                if cluster_of[j] is not None:
+                    cluster_of[i] = cluster_of[j]
+                else:
+                    follows[i] = j
+                needs_mv = []
                 break
             if verdict is None:
-                if eq.cfg.shortcuts and forms_differ(rep_form, form):
+                if eq.cfg.shortcuts and forms_differ(forms[j], forms[i]):
                     stats.form_decided += 1
                 else:
-                    undecided.append(c)
-        if found is None and undecided:
+                    needs_mv.append(j)
+        if needs_mv:
             stats.answers_mv += 1
-            equal = eq.slow_many([(reps[c][0], pred) for c in undecided])
-            found = next((c for c, e in zip(undecided, equal, strict=True) if e), None)
-        if found is None:
-            found = len(clusters)
-            clusters.append([])
-            reps.append((pred, form))
-        clusters[found].append(i)
-        by_key.setdefault(key, found)
+            if not prefetched:
+                eq.prefetch(t for t, f in zip(texts, forms, strict=True) if f.exact is None)
+                prefetched = True
+            for j in needs_mv:
+                answer, ticket = eq.submit(texts[j], texts[i])
+                if answer is None:
+                    pending[(j, i)] = ticket
+                else:
+                    known[(j, i)] = answer
+        added += 1
+        place()
+    while not place():
+        ready.update(eq.results())
+        wait()
+    clusters: list[list[int]] = [[] for _ in reps]
+    for g, c in zip(groups, cluster_of, strict=True):
+        assert c is not None
+        clusters[c].extend(g)
+    for members_of_c in clusters:
+        members_of_c.sort()
     return clusters
 
 

@@ -48,7 +48,7 @@ class FuseConfig:
     max_correct: int = 4
     seed: int = 0
     reflections: tuple[str, ...] = REFLECTIONS
-    reflections_source: str = "builtin"
+    reflections_source: str | None = None  # where they came from (a file name), for _tf.fuse
     system: str | None = None
     max_tokens: int | None = None
     tokenizer: str | None = None
@@ -122,7 +122,9 @@ class Fuser:
             **policies.parameters(cfg.policy, k_max=cfg.k_max, gamma=cfg.gamma,
                                   min_error_rate=cfg.min_error_rate, min_modes=cfg.min_modes),
             "max_correct": cfg.max_correct, "max_tokens": cfg.max_tokens,
-            "tokenizer": counter.name, "reflections": cfg.reflections_source,
+            "tokenizer": counter.name,
+            "reflections": cfg.reflections_source
+            or ("builtin" if cfg.reflections == REFLECTIONS else "custom"),
         }
 
     def _clean(self, trajs: list[_Traj]) -> list[_Traj]:

@@ -19,6 +19,7 @@ threads and cannot interrupt C code, so they are switched off here.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -35,6 +36,7 @@ _ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:\([a-z]\))?\s*(?:=
 _UNIT_TAIL_RE = re.compile(
     r"^(?P<num>[-+]?[\d.,/]+)\s*(?:[A-Za-z]{2,}\.?)(?:\s+[A-Za-z]+\.?)*(?:\^?\{?[23]\}?)?$"
 )
+_LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z ]{1,60}[A-Za-z]\s*=\s*(?=\S)(?!.*=)")
 _NOT_UNITS = {"pi", "sqrt", "frac", "cdot", "times", "and", "or", "i"}
 _WS_RE = re.compile(r"\s+")
 _AND_LIST_RE = re.compile(r"\s*,?\s+and\s+")
@@ -59,6 +61,7 @@ class Normal:
     percent: bool = False
 
 
+@lru_cache(maxsize=65536)
 def normalize(answer: str) -> Normal:
     s = answer.strip()
     s = s.strip("$").strip()
@@ -80,6 +83,7 @@ def normalize(answer: str) -> Normal:
     if "and" in s and any(c.isdigit() for c in s):
         s = _AND_LIST_RE.sub(", ", s)  # "19, 46, and 82" -> "19, 46, 82"
     s = _ASSIGN_RE.sub("", s)
+    s = _LABEL_RE.sub("", s)  # "\\text{Total Cost} = \\$11,232" -> "11,232"
     m = _UNIT_TAIL_RE.match(s)
     if m and not any(w.lower().strip(".") in _NOT_UNITS for w in s[m.end("num"):].split()):
         s = m.group("num")
@@ -108,6 +112,7 @@ class Num:
     exact: bool  # False when written as a decimal: compared within the tolerance
 
 
+@lru_cache(maxsize=65536)
 def to_number(text: str) -> Num | None:
     s = compact(text) if len(text) < 64 else text
     if _INT_RE.match(s):

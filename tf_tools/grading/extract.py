@@ -26,9 +26,12 @@ _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 # short, or a little longer with a separator: the rule of latex2sympy2_extended's
 # extract_boxed_content (Apache-2.0), so both graders read multi-box answers alike.
 _BOX_SEPARATOR_RE = re.compile(r"\b(?:and|or)\b|,|;")
+_SENTENCE_END_RE = re.compile(r"[.!?](?:\s|$)")
 
 
 def _boxes_join(between: str, content: str, next_content: str) -> bool:
+    if _SENTENCE_END_RE.search(between):
+        return False  # "... $\\boxed{a}$.\n\nThus, \\boxed{b}": a restatement, not a list
     if len(between) < 10:
         return True
     return content != next_content and len(between) < 70 and bool(_BOX_SEPARATOR_RE.search(between))
@@ -44,7 +47,7 @@ _ANSWER_LINE_RE = re.compile(
     r"(?:^|\n)[ \t>*#_]*(?:final\s+)?answer[ \t*_]*[:：][ \t*_]*(?P<ans>[^\n]{1,300})",
     re.IGNORECASE,
 )
-_GSM8K_RE = re.compile(r"####\s*(?P<ans>[^\n]{1,200})")
+_GSM8K_RE = re.compile(r"(?<!#)####(?!#)\s*(?P<ans>[^\n]{1,200})")
 # the closing "A: 18" line of the solutions released with GSM8K (openai/grade-school-math)
 _FINAL_A_RE = re.compile(r"(?:^|\n)A:[ \t]*(?P<ans>[^\n]{1,200}?)\s*$")
 _JSON_ANSWER_RE = re.compile(
@@ -147,19 +150,27 @@ def find_phrase(text: str) -> str | None:
     return found[1] if found else None
 
 
-def _find_phrase_at(text: str) -> tuple[int, str | None] | None:
-    """(position in text, refined answer) of the last answer phrase."""
-    offset = max(0, len(text) - _TAIL)
-    tail = text[offset:]
+def _find_phrase_at(text: str, start: int = 0) -> tuple[int, str | None, bool] | None:
+    """(position, refined answer, clean) of the last answer phrase at or after ``start``.
+
+    ``clean``: the phrase states only an answer ("the final answer is $10,455$"), not prose
+    that happens to contain the word ("the answer is verified to be correct")."""
+    offset = max(start, len(text) - _TAIL)
     best = None
-    for m in _PHRASE_RE.finditer(tail):
+    for m in _PHRASE_RE.finditer(text, offset):
         best = m
     if best is None:
-        for m in _ANSWER_LINE_RE.finditer(tail):
+        for m in _ANSWER_LINE_RE.finditer(text, offset):
             best = m
     if best is None:
         return None
-    return offset + best.start(), _refine(best.group("ans"))
+    raw = _strip_sentence_end(best.group("ans"))
+    raw = _NESTED_PHRASE_RE.sub("", raw)
+    clean = bool(raw) and not _WORD_RE.search(_strip_latex_words(raw.strip('"`\\ ')))
+    return best.start(), _refine(best.group("ans")), clean
+
+
+_NESTED_PHRASE_RE = re.compile(r"^(?:the\s+)?final\s+answer\s+is:?\s*", re.IGNORECASE)
 
 
 _MATH_LIST_RE = re.compile(r"^\$[^$]+\$(?:\s*(?:,|and|or|,\s*and)\s*\$[^$]+\$)+$")
@@ -199,8 +210,8 @@ def find_gsm8k(text: str) -> str | None:
     return found[1] if found else None
 
 
-def _gsm8k_at(text: str) -> tuple[int, str | None] | None:
-    offset = max(0, len(text) - _TAIL)
+def _gsm8k_at(text: str, start: int = 0) -> tuple[int, str | None] | None:
+    offset = max(start, len(text) - _TAIL)
     best = None
     for m in _GSM8K_RE.finditer(text, offset):
         best = m
@@ -214,9 +225,9 @@ def find_json_answer(text: str) -> str | None:
     return found[1] if found else None
 
 
-def _json_answer_at(text: str) -> tuple[int, str | None] | None:
+def _json_answer_at(text: str, start: int = 0) -> tuple[int, str | None] | None:
     best = None
-    for m in _JSON_ANSWER_RE.finditer(text):
+    for m in _JSON_ANSWER_RE.finditer(text, start):
         best = m
     if best is None:
         return None
@@ -330,17 +341,22 @@ def extract_answer(text: Any, options: ExtractOptions = ExtractOptions()) -> tup
     if not isinstance(text, str):
         return str(text), "value"
     text = _cut_special_tokens(text)
-    # anchored statements of the answer; when several kinds occur, the last one in the text
-    # states the final answer ("The final answer is:" followed by a JSON object with it)
-    anchored = [(found[0], found[1], method) for method, found in (
-        ("phrase", _find_phrase_at(text)), ("gsm8k", _gsm8k_at(text)),
-        ("json", _json_answer_at(text))) if found and found[1]]
-    closing = max(anchored, key=lambda c: c[0]) if anchored else None
-    boxed = find_boxed(text)
+    last_box = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    boxed = find_boxed(text) if last_box >= 0 else None
+    # anchored statements of the answer (only those after the last box can override it);
+    # when several occur, the last clean one states the final answer ("The final answer
+    # is:" followed by a JSON object with it), prose mentioning "the answer" does not
+    start = last_box if boxed else 0
+    phrase = _find_phrase_at(text, start)
+    anchored = [(pos, value, method, clean) for method, (pos, value, clean) in (
+        ("phrase", phrase if phrase else (0, None, False)),
+        ("gsm8k", (*(_gsm8k_at(text, start) or (0, None)), True)),
+        ("json", (*(_json_answer_at(text, start) or (0, None)), True))) if value]
+    clean = [c for c in anchored if c[3]]
+    closing = max(clean or ([] if boxed else anchored), key=lambda c: c[0], default=None)
     if boxed:
         # "... = \\boxed{255}. Final Answer: The final answer is $10,455$": a closing
         # statement after the last box wins; boxes before it were intermediate results
-        last_box = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
         if closing and closing[0] > last_box and not _inside_box(text, last_box, closing[0]):
             return closing[1], closing[2]
         return ", ".join(boxed), "boxed"
@@ -407,6 +423,9 @@ def gold_answers(value: Any) -> list[str]:
         if boxed:
             return [", ".join(boxed)]
         return [text]  # an unbalanced box: let the equivalence step call it unparseable
+    hashes = re.fullmatch(r"#{1,4}\s*(\S.{0,200})", text)
+    if hashes:  # ZeroEval's GSM golds: "# 20"
+        return [hashes.group(1).strip()]
     if "####" in text or "\nA:" in text:
         found = find_gsm8k(text)
         if found:

@@ -11,6 +11,8 @@ so its gold answer is parsed once per problem, not once per sample.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import sys
 import time
 import zlib
 from collections import deque
@@ -21,6 +23,18 @@ from typing import Any
 Task = tuple[int, tuple[str, ...], str]  # (seq, golds, pred)
 Result = tuple[int, str, bool | None, str, float]  # (seq, status, equal, reason, seconds)
 READY = ("ready",)  # what a worker sends once it is warm (worker.READY)
+
+
+def _context() -> Any:
+    """A fork server with the worker module preloaded (cheap, clean restarts), or plain fork
+    when the main program is not a file the fork server could import (``python -``)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is not None and not os.path.exists(path):
+        return mp.get_context("fork")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["tf_tools.grading.worker"])
+    return ctx
 
 
 @dataclass
@@ -42,8 +56,7 @@ class VerifyPool:
         self.max_queue = max_queue
         self.startup_timeout = max(60.0, timeout)
         self.n_killed = 0
-        self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["tf_tools.grading.worker"])
+        self._ctx = _context()
         self._workers: list[_Worker] = [self._start() for _ in range(self.n)]
 
     def _start(self) -> _Worker:
