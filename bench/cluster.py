@@ -107,15 +107,22 @@ def run_ours(work, cfg: ClusterConfig):
     return parts, checks, mv, time.perf_counter() - t0, stats
 
 
+WORKER_SECONDS = [0.0]
+
+
 def run_pool(pool, pairs: list[tuple[str, str]]) -> list[bool]:
     results: dict[int, bool] = {}
+
+    def take() -> None:
+        for s, status, equal, _r, seconds in pool.collect():
+            results[s] = status == "ok" and bool(equal)
+            WORKER_SECONDS[0] += seconds
+
     for seq, (gold, pred) in enumerate(pairs):
         while not pool.submit((seq, (gold,), pred)):
-            for s, status, equal, _r, _t in pool.collect():
-                results[s] = status == "ok" and bool(equal)
+            take()
     while len(results) < len(pairs):
-        for s, status, equal, _r, _t in pool.collect():
-            results[s] = status == "ok" and bool(equal)
+        take()
     return [results[i] for i in range(len(pairs))]
 
 
@@ -258,11 +265,13 @@ def main() -> None:
     print(f"       {stats.key_hits} answers placed by key, {stats.answers_mv} needed math-verify; "
           f"{stats.number_decided} pairs told apart as numbers, {stats.form_decided} by value/form; "
           f"{stats.mv_checks} math-verify pairs + {stats.mv_reads} readability checks "
-          f"({stats.mv_cached} cached, {stats.mv_unreadable} unreadable), {stats.timeouts} timeouts")
+          f"({stats.mv_cached} cached, {stats.mv_unreadable} unreadable), {stats.timeouts} timeouts; "
+          f"worker time {stats.mv_seconds:.1f}s")
     if not args.skip_naive:
         naive_parts, naive_checks, naive_mv, naive_s = run_naive(work, cfg)
         print(f"naive: {naive_s:.1f}s; " + describe("checks", naive_checks) + "; "
               + describe("math-verify calls", naive_mv))
+        print(f"       worker time {WORKER_SECONDS[0]:.1f}s")
         same = [as_partition(a, w[2]) == as_partition(b, w[2])
                 for a, b, w in zip(ours_parts, naive_parts, work, strict=True)]
         print(f"ratio: {sum(naive_checks) / max(sum(ours_checks), 1):.1f}x fewer checks, "

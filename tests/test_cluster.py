@@ -207,6 +207,49 @@ def test_greedy_clusters_equal_all_pairs_clusters(preds):
     assert sorted(i for p in parts for i in p) == list(range(len(preds)))
 
 
+class OracleEquivalence(Equivalence):
+    """math-verify replaced by a value table, answering in a random order and in bits."""
+
+    VALUES = {"\\sqrt{4}": 2, "2": 2, "\\sqrt{9}": 3, "3": 3, "\\sqrt{16}": 4, "4": 4,
+              "2^{2}": 4, "1+1": 2, "\\frac{6}{2}": 3, "x": "x", "y": "y", "\\text{x}": "x"}
+
+    def __init__(self, cfg, stats, rng):
+        super().__init__(cfg, stats)
+        self.rng = rng
+        self.waiting = {}
+
+    def prefetch(self, answers):
+        pass
+
+    def submit(self, rep, cand):
+        self.stats.mv_checks += 1
+        ticket = len(self.waiting) + self.stats.mv_checks * 1000
+        self.waiting[ticket] = self.VALUES[rep] == self.VALUES[cand]
+        return None, ticket
+
+    def results(self):
+        take = [t for t in self.waiting if self.rng.random() < 0.3]
+        return {t: self.waiting.pop(t) for t in take}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(sorted(OracleEquivalence.VALUES)), max_size=20),
+       st.integers(1, 3), st.randoms(use_true_random=False))
+def test_asynchronous_math_verify_gives_the_all_pairs_partition(preds, workers, rng):
+    cfg = ClusterConfig(workers=workers, shortcuts=False)
+    stats = ClusterStats()
+    parts = cluster_answers(preds, OracleEquivalence(cfg, stats, rng))
+    values = OracleEquivalence.VALUES
+    want: dict[object, set[int]] = {}
+    for i, p in enumerate(preds):
+        want.setdefault(values[p], set()).add(i)
+    assert {frozenset(p) for p in parts} == {frozenset(g) for g in want.values()}
+    # clusters in order of their first member (the representative)
+    assert [p[0] for p in parts] == sorted(p[0] for p in parts)
+    n_distinct = len(set(preds))
+    assert stats.mv_checks <= n_distinct * (n_distinct - 1) // 2
+
+
 # --------------------------------------------------------------------------- bad input, CLI
 
 

@@ -297,6 +297,13 @@ def test_not_a_problem_summary_says_run_tf_cluster_first(tmp_path):
     assert "hint: run tf-cluster first" in result.stderr
     with pytest.raises(InputError, match="'problem'"):
         list(fuse_records([{"id": "a", "clusters": [], "correct": []}]))
+    s = golden_summary()
+    for t in s["correct"]:
+        t["output"] = t.pop("completion")
+    result = runner.invoke(app, [], input=lines([s]))
+    assert result.exit_code == 1
+    assert "line 1 of <stdin>: trajectory 0 has no 'completion' text" in result.stderr
+    assert "--completion-key" in result.stderr
 
 
 def test_empty_input_and_bad_flags():

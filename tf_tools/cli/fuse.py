@@ -58,6 +58,7 @@ def fuse(
     tokenizer: Annotated[str | None, typer.Option("--tokenizer", metavar="PATH", help="The student's tokenizer (a local folder or .gguf file) for --max-tokens and the token counts.")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Length budget of prompt + answer: drop wrong segments (smallest cluster first), then the sample.")] = None,
     problem_key: Annotated[str, typer.Option("--problem-key", help="Field with the problem text.")] = "problem",
+    completion_key: Annotated[str, typer.Option("--completion-key", help="Field of each trajectory with the model output.")] = "completion",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the choices within clusters and of the reflection prompts.")] = 0,
     id_key: common.IdKey = "id",
     shard: common.Shard = None,
@@ -80,6 +81,7 @@ def fuse(
             reflections=load_reflections(reflections) if reflections else REFLECTIONS,
             reflections_source=reflections or "builtin", system=system,
             max_tokens=max_tokens, tokenizer=tokenizer, id_key=id_key, problem_key=problem_key,
+            completion_key=completion_key,
         )
         counter = load_counter(tokenizer)
         reader = JsonlReader(paths, step="fuse")

@@ -61,6 +61,7 @@ class ClusterStats:
     mv_unreadable: int = 0  # pairs settled: math-verify cannot read one side
     timeouts: int = 0  # math-verify calls that ran out of time (= not equal)
     mv_failures: int = 0  # math-verify crashed (= not equal)
+    mv_seconds: float = 0.0  # worker time spent in math-verify
     all_pairs: int = 0  # what naive all-pairs clustering would compare
     failed: int = 0
 
@@ -198,8 +199,9 @@ class Equivalence:
         return seq
 
     def _collect(self) -> None:
-        for seq, status, equal, _reason, _seconds in self._pool.collect(block=0.05):
+        for seq, status, equal, _reason, seconds in self._pool.collect(block=0.05):
             self.stats.timeouts += status == "timeout"
+            self.stats.mv_seconds += seconds
             if seq in self._reading:
                 # a timeout or crash says nothing about readability: compare as usual
                 answer = self._reading.pop(seq)

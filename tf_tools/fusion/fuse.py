@@ -54,6 +54,7 @@ class FuseConfig:
     tokenizer: str | None = None
     id_key: str = "id"
     problem_key: str = "problem"
+    completion_key: str = "completion"
     separator: str = SEPARATOR
     markers: tuple[str, ...] = END_MARKERS
 
@@ -93,17 +94,20 @@ class _Traj:
     sample_idx: Any
 
 
-def _trajectories(items: Any, kinds: tuple[str, ...]) -> list[_Traj]:
-    """Usable trajectories of a list: the right verdict, not truncated, non-empty text."""
+def _trajectories(items: Any, kinds: tuple[str, ...], text_key: str) -> list[_Traj]:
+    """Usable trajectories of a list: the right verdict and not truncated."""
     out = []
     for t in items if isinstance(items, list) else []:
         if not isinstance(t, dict) or t.get("verdict", kinds[0]) not in kinds:
             continue
-        if t.get("finish_reason") == "length" or not isinstance(t.get("completion"), str):
+        if t.get("finish_reason") == "length":
             continue
+        if not isinstance(t.get(text_key), str):
+            raise InputError(f"trajectory {t.get('sample_idx')!r} has no {text_key!r} text",
+                             hint="name the model output with --completion-key")
         out.append(t)
     out.sort(key=_idx_key)
-    return [_Traj(t["completion"], t.get("sample_idx")) for t in out]
+    return [_Traj(t[text_key], t.get("sample_idx")) for t in out]
 
 
 def _idx_key(t: dict[str, Any]) -> tuple[int, Any]:
@@ -134,7 +138,7 @@ class Fuser:
     def correct(self, rec: Record) -> list[_Traj]:
         seen: set[str] = set()
         kept = []
-        for t in self._clean(_trajectories(rec["correct"], ("correct",))):
+        for t in self._clean(_trajectories(rec["correct"], ("correct",), self.cfg.completion_key)):
             if t.text not in seen:
                 seen.add(t.text)
                 kept.append(t)
@@ -145,7 +149,7 @@ class Fuser:
         found = []
         for pos, c in enumerate(rec["clusters"]):
             trajs = self._clean(_trajectories(c.get("trajectories") if isinstance(c, dict)
-                                              else None, ("incorrect",)))
+                                              else None, ("incorrect",), self.cfg.completion_key))
             if trajs:
                 first = min(_idx_key({"sample_idx": t.sample_idx}) for t in trajs)
                 found.append(((-len(trajs), first, pos), trajs))
@@ -271,4 +275,8 @@ def fuse_records(records: Iterable[Record], cfg: FuseConfig | None = None,
         problem = _check(rec, cfg)
         if problem is not None:
             raise InputError(problem[0], where() if where else None, problem[1])
-        yield from fuser.fuse(rec)
+        try:
+            samples = fuser.fuse(rec)
+        except InputError as exc:
+            raise InputError(exc.bare_message, where() if where else None, exc.hint) from None
+        yield from samples

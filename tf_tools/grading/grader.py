@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from functools import lru_cache
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -43,7 +44,7 @@ class GradeConfig:
     timeout: float = 5.0
     memory_mb: int = 4096
     keep_going: bool = False
-    window: int = 4096  # records held for reordering at most
+    window: int = 16384  # records held for reordering at most
 
 
 @dataclass
@@ -137,7 +138,8 @@ _COMMA_NUMBER = re.compile(r"-?\d+,\d+")
 _SINGLE_LETTER = re.compile(r"^\(?([A-E])\)?\.?$")
 
 
-def _gold_letters(golds: tuple[str, ...], choices: str | None) -> set[str]:
+@lru_cache(maxsize=16384)
+def _gold_letters(golds: tuple[str, ...], choices: str | None) -> frozenset[str]:
     """The gold's choice letters: with ``choices`` from any gold text ("(C) Cecile"),
     otherwise only when the gold is a bare letter ("C", "(C)", "\\text{C}")."""
     out = set()
@@ -149,7 +151,7 @@ def _gold_letters(golds: tuple[str, ...], choices: str | None) -> set[str]:
             letter = m.group(1) if m else None
         if letter:
             out.add(letter)
-    return out
+    return frozenset(out)
 
 
 def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
@@ -218,7 +220,7 @@ def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
 def _make_pool(cfg: GradeConfig) -> Any:
     from tf_tools.grading.pool import VerifyPool
 
-    return VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb)
+    return VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb, max_queue=64)
 
 
 def _collect(pool: Any, out: dict[int, Any], cfg: GradeConfig, stats: GradeStats) -> None:

@@ -10,12 +10,13 @@ so its gold answer is parsed once per problem, not once per sample.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
-import os
 import sys
 import time
 import zlib
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -26,15 +27,31 @@ READY = ("ready",)  # what a worker sends once it is warm (worker.READY)
 
 
 def _context() -> Any:
-    """A fork server with the worker module preloaded (cheap, clean restarts), or plain fork
-    when the main program is not a file the fork server could import (``python -``)."""
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if path is not None and not os.path.exists(path):
-        return mp.get_context("fork")
+    """A fork server with the worker module preloaded: cheap, clean worker restarts."""
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["tf_tools.grading.worker"])
     return ctx
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Start workers without re-running the caller's main module in them.
+
+    The worker needs only ``tf_tools.grading.worker``; re-running ``__main__`` (what
+    multiprocessing does for spawn and fork-server children) would restart a script that
+    lacks an ``if __name__ == "__main__"`` guard, and fails for ``python -`` scripts."""
+    main = sys.modules.get("__main__")
+    saved_file = getattr(main, "__file__", None)
+    saved_spec = getattr(main, "__spec__", None)
+    if saved_file is not None:
+        del main.__file__  # type: ignore[union-attr]
+    main.__spec__ = None  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        if saved_file is not None:
+            main.__file__ = saved_file  # type: ignore[union-attr]
+        main.__spec__ = saved_spec  # type: ignore[union-attr]
 
 
 @dataclass
@@ -64,7 +81,8 @@ class VerifyPool:
 
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=worker.serve, args=(child, self.memory_mb), daemon=True)
-        proc.start()
+        with _main_hidden():
+            proc.start()
         child.close()
         return _Worker(proc, parent)
 
