@@ -9,8 +9,8 @@ per model), converted with ``examples/convert_trajectories.py zeroeval`` and gra
    - ours: ``tf_tools.clustering.cluster_answers`` as tf-cluster runs it (canonical keys,
      one representative per cluster, fast paths, value/form shortcuts, math-verify in the
      killable pool with readability checks and a pair cache);
-   - naive: every pair of answers compared with the same pairwise rule (``fast_equal``, then
-     the value/form shortcut, then math-verify in a fresh pool of the same size, all
+   - naive: every pair of answers compared with the same pairwise rule (answers read as
+     LaTeX, ``fast_equal``, then the value/form shortcut, then math-verify in a fresh pool of the same size, all
      undecided pairs of a problem submitted at once so the workers stay busy), connected
      components of "equal". No keys, no representatives, no caches.
 
@@ -49,6 +49,7 @@ from tf_tools.clustering import (  # noqa: E402
     form_of,
     forms_differ,
     is_fusable,
+    latexify,
 )
 from tf_tools.grading.equivalence import fast_equal  # noqa: E402
 from tf_tools.records import group_by_id, read_jsonl_file  # noqa: E402
@@ -133,7 +134,8 @@ def run_naive(work, cfg: ClusterConfig):
     parts, checks, mv = [], [], []
     t0 = time.perf_counter()
     try:
-        for _pid, preds, _idx in work:
+        for _pid, raw, _idx in work:
+            preds = [latexify(p) for p in raw]
             n = len(preds)
             forms = [form_of(p) for p in preds]
             edges, undecided = [], []
@@ -187,7 +189,7 @@ def audit_shortcuts(work, cfg: ClusterConfig) -> None:
 
     pairs = []
     for _pid, preds, _idx in work:
-        reps = list(dict.fromkeys(preds))
+        reps = list(dict.fromkeys(latexify(p) for p in preds))
         for i, a in enumerate(reps):
             for b in reps[i + 1:]:
                 if fast_equal(a, b, cfg.tolerance) is None and forms_differ(form_of(a), form_of(b)):

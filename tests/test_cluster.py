@@ -21,6 +21,7 @@ from tf_tools.clustering import (
     constant_value,
     form_of,
     forms_differ,
+    latexify,
 )
 from tf_tools.errors import InputError
 from tf_tools.grading.equivalence import fast_equal
@@ -164,6 +165,21 @@ def test_forms_tell_constants_apart_and_never_claim_equality():
     assert not forms_differ(form_of("e"), form_of("3"))  # e is a constant, not a word
 
 
+def test_plain_text_roots_are_read_as_latex():
+    # math-verify reads "28√2" as 28: without latexify these would share a cluster
+    assert latexify("28√2") == "28\\sqrt{2}"
+    assert latexify("24 + sqrt(193)") == "24 + \\sqrt{193}"
+    assert latexify("sqrt((1 + sqrt(5))/2)") == "\\sqrt{(1 + \\sqrt{5})/2}"
+    assert latexify("36π") == "36\\pi"
+    assert latexify("\\sqrt{2}") == "\\sqrt{2}" and latexify("No solution") == "No solution"
+    preds = ["28", "28√2", "28\\sqrt{2}", "28 * sqrt(2)", "24 + sqrt(193)", "24"]
+    recs = [graded("a", i, "incorrect", p) for i, p in enumerate(preds)]
+    (s,) = cluster_records(recs, FAST_ONLY)
+    assert sorted(sorted(t["sample_idx"] for t in c["trajectories"]) for c in s["clusters"]) == [
+        [0], [1, 2, 3], [4], [5]]
+    assert s["clusters"][0]["answer"] == "28√2"  # the answer as written
+
+
 def test_never_compares_all_pairs():
     preds = [str(i % 7) for i in range(40)] + ["\\sqrt{2}", "No solution"]
     stats = ClusterStats()
@@ -175,7 +191,8 @@ def test_never_compares_all_pairs():
 
 
 ANSWERS = st.sampled_from(["1", "2", "-2", "1/2", "0.5", "\\frac{1}{2}", "2.0", "\\frac{4}{2}",
-                           "\\sqrt{2}", "2\\sqrt{2}", "\\pi", "No solution", "x = 1", "50\\%",
+                           "\\sqrt{2}", "2\\sqrt{2}", "2√2", "2 * sqrt(2)", "√2", "\\pi", "π",
+                           "No solution", "x = 1", "50\\%",
                            "0.50", "3.14159", "7", "(1, 2)", "\\{1, 2\\}", "\\text{two}"])
 
 
@@ -188,6 +205,7 @@ def naive_partition(preds: list[str], cfg: ClusterConfig) -> set[frozenset[int]]
             i = parent[i]
         return i
 
+    preds = [latexify(p) for p in preds]
     for i in range(len(preds)):
         for j in range(i + 1, len(preds)):
             res = fast_equal(preds[i], preds[j], cfg.tolerance)

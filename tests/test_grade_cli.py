@@ -237,3 +237,15 @@ def test_progress_heartbeat_lines_on_stderr_when_not_a_terminal(tmp_path):
     beats = [line for line in done.stderr.splitlines() if line.startswith("tf-grade: ") and " records, " in line]
     assert beats and beats[-1].startswith("tf-grade: 600/600 records")
     assert "graded 600: correct 600" in done.stderr
+
+
+def test_slurm_array_variables_pick_the_shard():
+    recs = [traj(i, "1", "\\boxed{1}") for i in range(30)]
+    ids = []
+    for task in ("0", "1", "2"):
+        env = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_COUNT": "3"}
+        text = "".join(orjson.dumps(r).decode() + "\n" for r in recs)
+        part = read_jsonl(runner.invoke(app, [], input=text, env=env).stdout)
+        assert 0 < len(part) < 30
+        ids += [r["id"] for r in part]
+    assert sorted(ids) == sorted(r["id"] for r in recs)

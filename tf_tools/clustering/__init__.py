@@ -24,10 +24,10 @@ from tf_tools.clustering.problems import (
     skip_ids,
     summarize_problem,
 )
-from tf_tools.clustering.values import constant_value
+from tf_tools.clustering.values import constant_value, latexify
 
 __all__ = [
     "GRADE_HINT", "SAMPLE_KEYS", "VERDICTS", "ClusterConfig", "ClusterStats", "Equivalence",
     "canonical_key", "cluster_answers", "cluster_records", "constant_value", "entropy",
-    "form_of", "forms_differ", "is_fusable", "skip_ids", "summarize_problem",
+    "form_of", "forms_differ", "is_fusable", "latexify", "skip_ids", "summarize_problem",
 ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from tf_tools.clustering.values import constant_value
+from tf_tools.clustering.values import constant_value, latexify
 from tf_tools.grading.equivalence import compact, fast_equal, normalize, to_number
 
 
@@ -231,7 +231,8 @@ def cluster_answers(preds: list[str], eq: Equivalence) -> list[list[int]]:
     """Partition ``preds`` (in sample order) into clusters of equivalent answers.
 
     Returns lists of indices into ``preds`` in order of creation; each cluster's first
-    member is its representative. Answers with the same canonical key are one candidate.
+    member is its representative. Plain-text math is read as LaTeX first (``latexify``);
+    answers with the same canonical key are one candidate.
     Each candidate is compared with the representatives of the clusters before it (and, to
     keep the math-verify workers busy, with the at most ``2 * workers`` earlier candidates
     still waiting for math-verify, any of which may become a representative); it joins the
@@ -240,12 +241,13 @@ def cluster_answers(preds: list[str], eq: Equivalence) -> list[list[int]]:
     equivalence is transitive.
     """
     stats = eq.stats
+    latex = [latexify(p) for p in preds]  # math-verify misreads plain-text roots
     members: dict[Hashable, list[int]] = {}
-    for i, pred in enumerate(preds):
-        members.setdefault(canonical_key(pred), []).append(i)
+    for i, text in enumerate(latex):
+        members.setdefault(canonical_key(text), []).append(i)
     groups = list(members.values())  # distinct candidates, in order of first appearance
     stats.key_hits += len(preds) - len(groups)
-    texts = [preds[g[0]] for g in groups]
+    texts = [latex[g[0]] for g in groups]
     forms = [form_of(t) for t in texts]
     cluster_of: list[int | None] = [None] * len(groups)
     follows: list[int | None] = [None] * len(groups)  # fast-equal to an earlier candidate

@@ -9,11 +9,16 @@ math-verify. Ambiguous spellings (``\\sqrt34``, ``√34``, ``2^10``) also give N
 
 It deliberately never says two answers are *equal*: only that two constant values differ,
 which math-verify (exact symbolic comparison, numbers rounded to 6 decimals) agrees with.
+
+``latexify`` rewrites plain-text math (``2√26``, ``1994 * sqrt(2)``, ``36π``, ``x²``) as
+LaTeX before anything compares it: math-verify (0.7) silently reads ``28√2`` as 28 and
+``24 + sqrt(193)`` as 24, which would put different answers in one cluster.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 _MAX_LEN = 200
 _MAX_EXPONENT = 1024.0
@@ -184,3 +189,51 @@ def constant_value(text: str) -> float | None:
     if reader.peek():
         return None  # something we do not read is left over
     return value
+
+
+_SYMBOLS = {"·": "\\cdot ", "⋅": "\\cdot ", "×": "\\times ", "π": "\\pi ", "−": "-",
+            "∞": "\\infty ", "²": "^{2}", "³": "^{3}", "≤": "\\le ", "≥": "\\ge "}
+_ROOT_ARG_RE = re.compile(r"\s*(\d+(?:\.\d+)?|[A-Za-z])")
+
+
+def _closing(text: str, start: int, pair: str) -> int:
+    """Index of the bracket closing ``text[start]`` (one of ``pair``), or -1."""
+    depth = 0
+    for i in range(start, len(text)):
+        if text[i] == pair[0]:
+            depth += 1
+        elif text[i] == pair[1]:
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def latexify(text: str) -> str:
+    """Plain-text roots and symbols as LaTeX: ``2√26`` -> ``2\\sqrt{26}``,
+    ``sqrt(x+1)`` -> ``\\sqrt{x+1}``, ``π`` -> ``\\pi``; anything else unchanged."""
+    if not any(c in text for c in "√·⋅×π−∞²³≤≥") and "sqrt(" not in text:
+        return text
+    for symbol, latex in _SYMBOLS.items():
+        text = text.replace(symbol, latex)
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("√", i) or (text.startswith("sqrt(", i) and not text[:i].endswith("\\")):
+            j = i + (1 if text[i] == "√" else 4)
+            while j < len(text) and text[j] == " ":
+                j += 1
+            if j < len(text) and text[j] in "({":
+                end = _closing(text, j, "()" if text[j] == "(" else "{}")
+                if end > 0:
+                    out.append("\\sqrt{" + latexify(text[j + 1:end]) + "}")
+                    i = end + 1
+                    continue
+            m = _ROOT_ARG_RE.match(text, j)
+            if m and text[i] == "√":
+                out.append("\\sqrt{" + m.group(1) + "}")
+                i = m.end()
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out).strip()

