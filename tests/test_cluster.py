@@ -174,9 +174,11 @@ def test_plain_text_roots_are_read_as_latex():
     assert latexify("\\sqrt{2}") == "\\sqrt{2}" and latexify("No solution") == "No solution"
     preds = ["28", "28√2", "28\\sqrt{2}", "28 * sqrt(2)", "24 + sqrt(193)", "24"]
     recs = [graded("a", i, "incorrect", p) for i, p in enumerate(preds)]
-    (s,) = cluster_records(recs, FAST_ONLY)
+    stats = ClusterStats()
+    (s,) = cluster_records(recs, ClusterConfig(workers=2, timeout=20), stats)
     assert sorted(sorted(t["sample_idx"] for t in c["trajectories"]) for c in s["clusters"]) == [
         [0], [1, 2, 3], [4], [5]]
+    assert stats.mv_checks == 1  # 28\sqrt{2} vs 28*\sqrt{2}; the rest by key or by value
     assert s["clusters"][0]["answer"] == "28√2"  # the answer as written
 
 

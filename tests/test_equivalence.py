@@ -105,3 +105,29 @@ def test_a_text_label_on_the_left_of_an_answer_is_dropped():
     assert result is not None and result.equal
     result = fast_equal("11232", "\\text{Total Cost} = \\$11,232")
     assert result is not None and result.equal
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred", "expected", "path"),
+    [
+        ("5", "Cannot be determined with elementary techniques", False, "prose"),
+        ("4", "4, 5", False, "numeric_list"),
+        ("(5,-5)", "(9, 19)", False, "numeric_tuple"),
+        ("(5,-5)", "(5, -5.0)", True, "numeric_tuple"),
+        ("[0,1)", "[0, 1)", True, "normalized"),
+    ],
+)
+def test_more_fast_paths(gold, pred, expected, path):
+    result = fast_equal(gold, pred)
+    assert result is not None and (result.equal, result.path) == (expected, path)
+
+
+def test_fast_tuples_agree_with_math_verify():
+    for gold, pred in [("(1, 2)", "(2, 1)"), ("(1, 2)", "(1, 2, 3)"), ("[1, 2]", "[1, 2]"), ("(1,2)", "(1.0, 2)")]:
+        fast = fast_equal(gold, pred)
+        status, result, _ = verify_task((gold,), pred)
+        assert fast is not None and fast.equal == result, (gold, pred)
+
+
+def test_function_names_are_not_prose():
+    assert fast_equal("5", "sqrt(25)") is None  # left to SymPy, not called prose

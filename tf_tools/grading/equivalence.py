@@ -34,8 +34,9 @@ _PERCENT_RE = re.compile(r"\\%|%|\s*\bpercent(?:age)?\b|\s*\bpct\b")
 _FRAC_SHORT_RE = re.compile(r"\\frac\s*(\d)\s*(\d)")
 _ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:\([a-z]\))?\s*(?:=|\\in|:=)\s*(?=\S)")
 _UNIT_TAIL_RE = re.compile(
-    r"^(?P<num>[-+]?[\d.,/]+)\s*(?:[A-Za-z]{2,}\.?)(?:\s+[A-Za-z]+\.?)*(?:\^?\{?[23]\}?)?$"
+    r"^(?P<num>[-+]?(?:[\d.,/]+|\\frac\{[-\d.]+\}\{[-\d.]+\}))\s*(?:[A-Za-z]{2,}\.?)(?:\s+[A-Za-z]+\.?)*(?:\^?\{?[23]\}?)?$"
 )
+_THIN_THOUSANDS_RE = re.compile(r"(?<=\d),\s*\\!\s*(?=\d{3})")
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z ]{1,60}[A-Za-z]\s*=\s*(?=\S)(?!.*=)")
 _NOT_UNITS = {"pi", "sqrt", "frac", "cdot", "times", "and", "or", "i"}
 _WS_RE = re.compile(r"\s+")
@@ -71,6 +72,7 @@ def normalize(answer: str) -> Normal:
         s = s[2:-2]
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _FRAC_SHORT_RE.sub(r"\\frac{\1}{\2}", s)
+    s = _THIN_THOUSANDS_RE.sub(",", s)  # "11,\\!111,\\!100": a thousands separator, not a list
     s = _SPACING_RE.sub(" ", s)
     s = _unwrap_text(s)
     s = _DEGREE_RE.sub("", s)
@@ -86,7 +88,8 @@ def normalize(answer: str) -> Normal:
     s = _LABEL_RE.sub("", s)  # "\\text{Total Cost} = \\$11,232" -> "11,232"
     m = _UNIT_TAIL_RE.match(s)
     if m and not any(w.lower().strip(".") in _NOT_UNITS for w in s[m.end("num"):].split()):
-        s = m.group("num")
+        if to_number(compact(m.group("num"))) is not None:
+            s = m.group("num")
     s = _WS_RE.sub(" ", s).strip()
     return Normal(s, percent)
 
@@ -198,6 +201,21 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
             if numbers_equal(Num(pct.value / 100, pct.exact), plain, tolerance):
                 return FastResult(True, "numeric")
         return FastResult(False, "numeric")
+    if a is not None and b is None:
+        # a number against prose ("Cannot be determined ...") or against a list of numbers
+        if _is_prose(np_.text):
+            return FastResult(False, "prose")
+        if "," in np_.text and not _has_brackets(np_.text):
+            items = [to_number(normalize(x).text) for x in split_top_level(np_.text)]
+            if len(items) > 1 and all(x is not None for x in items):
+                return FastResult(False, "numeric_list")
+    tuples = _number_tuple(ng.text), _number_tuple(np_.text)
+    if tuples[0] is not None and tuples[1] is not None:
+        # "(5, -5)" against "(9, 19)": the same brackets, numbers element by element
+        (gl, gv), (pl, pv) = tuples
+        if gl == pl:
+            same = len(gv) == len(pv) and all(numbers_equal(x, y, tolerance) for x, y in zip(gv, pv, strict=False))
+            return FastResult(same, "numeric_tuple")
     if "," in ng.text and "," in np_.text and not _has_brackets(ng.text + np_.text):
         ga = [to_number(normalize(x).text) for x in split_top_level(ng.text)]
         pa = [to_number(normalize(x).text) for x in split_top_level(np_.text)]
@@ -210,6 +228,32 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
     if _WORDS_RE.match(ng.text) and _WORDS_RE.match(np_.text):
         return FastResult(ng.text.lower() == np_.text.lower(), "text")
     return None
+
+
+_COMMAND_RE = re.compile(r"\\[A-Za-z]+")
+_PROSE_RE = re.compile(r"[A-Za-z]{4,}")
+_MATH_WORDS = {"sqrt", "frac", "sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "infty",
+               "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "cdot", "times", "binom",
+               "choose", "floor", "ceil", "max", "min", "gcd", "lcm", "mod", "pmod", "pi"}
+
+
+def _is_prose(text: str) -> bool:
+    words = _PROSE_RE.findall(_COMMAND_RE.sub(" ", text))
+    return any(w.lower() not in _MATH_WORDS for w in words)
+
+
+_TUPLE_RE = re.compile(r"^([(\[])(.*)([)\]])$")
+
+
+def _number_tuple(text: str) -> tuple[str, list[Num]] | None:
+    """"(1, -2)" -> ("()", [1, -2]) when every element is a plain number."""
+    m = _TUPLE_RE.match(text.replace(" ", ""))
+    if not m or "," not in m.group(2):
+        return None
+    items = [to_number(x) for x in split_top_level(m.group(2))]
+    if any(x is None for x in items) or any(c in m.group(2) for c in "()[]{}"):
+        return None
+    return m.group(1) + m.group(3), items  # type: ignore[return-value]
 
 
 def _has_brackets(text: str) -> bool:
