@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from tf_tools import console
-from tf_tools.errors import EXIT_INTERRUPTED, EXIT_OK, TfError, UsageError
+from tf_tools.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, TfError, UsageError
 from tf_tools.records import PipeClosed
 
 Inputs = Annotated[
@@ -109,3 +109,25 @@ def count_lines(paths: list[str]) -> int | None:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 total += chunk.count(b"\n")
     return total
+
+
+def write_all(records: Any, writer: Any, unit: str = "records", total: int | None = None,
+              quiet: bool = False, done: int = 0, chunk: int = 256) -> int:
+    """Stream records into ``writer`` with progress; commit on success, keep ``.tmp`` on failure."""
+    from tf_tools.records import pump
+
+    try:
+        with console.Progress(unit, total, enabled=not quiet) as bar:
+            bar.count = done
+            n = pump(records, writer, bar, chunk)
+    finally:
+        writer.close()
+    writer.commit()
+    return n
+
+
+def exit_if_failed(n_failed: int) -> None:
+    """Exit 3 when some records were passed on marked as failed (STYLE.md)."""
+    if n_failed:
+        console.log.warning("%d records failed (marked with _tf.error)", n_failed)
+        raise typer.Exit(EXIT_PARTIAL)

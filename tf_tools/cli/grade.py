@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tf_tools.cli import common
-from tf_tools.errors import EXIT_ERROR, EXIT_PARTIAL
+from tf_tools.errors import EXIT_ERROR
 
 HELP = """Add `pred`, `verdict` (correct | incorrect | no_answer | truncated | ungradable),
 `correct` and `_tf.grade` to every record, in input order.
@@ -56,7 +56,6 @@ def grade(
             JsonlWriter,
             in_shard,
             parse_shard,
-            pump,
             skip_done,
         )
 
@@ -70,10 +69,8 @@ def grade(
         reader = JsonlReader(paths, keep_going=keep_going, step="grade")
         records = in_shard(reader, parse_shard(shard), id_key)
         if check_gold:
-            writer = JsonlWriter(output)
-            with console.Progress("problems", common.count_lines(paths), enabled=not quiet) as bar:
-                n_bad = pump(check_golds(records, cfg, reader.where), writer)
-                writer.commit()
+            n_bad = common.write_all(check_golds(records, cfg, reader.where), JsonlWriter(output),
+                                     "bad golds", quiet=quiet)
             console.log.warning("checked the golds of %d records: %d cannot be graded against", reader.n_read, n_bad)
             if n_bad:
                 raise typer.Exit(EXIT_ERROR)
@@ -87,18 +84,10 @@ def grade(
             console.info(f"resuming: {sum(writer.done.values())} records already graded")
             records = skip_done(records, writer.done, key)
         stats = GradeStats()
-        total = common.count_lines(paths)
-        try:
-            with console.Progress("records", total, enabled=not quiet) as bar:
-                bar.count = sum(writer.done.values())
-                pump(grade_records(records, cfg, stats, reader.where), writer, bar)
-        finally:
-            writer.close()
-        writer.commit()
+        common.write_all(grade_records(records, cfg, stats, reader.where), writer, "records",
+                         common.count_lines(paths), quiet, done=sum(writer.done.values()))
         _summary(stats, console)
-        if stats.failed:
-            console.log.warning("%d records failed (marked with _tf.error)", stats.failed)
-            raise typer.Exit(EXIT_PARTIAL)
+        common.exit_if_failed(stats.failed)
 
 
 def _summary(stats, console) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from tf_tools.cli import common
-from tf_tools.errors import EXIT_PARTIAL
 
 HELP = """For each problem, N sampled solutions, one trajectory record per sample (the N
 samples of a problem together, problems in input order). Each sample's seed is derived
@@ -62,7 +61,12 @@ def sample(
         from tf_tools import console
         from tf_tools.errors import UsageError
         from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
-        from tf_tools.sampling.engines import EngineConfig, SamplingConfig, make_engine, resolve_engine
+        from tf_tools.sampling.engines import (
+            EngineConfig,
+            SamplingConfig,
+            make_engine,
+            resolve_engine,
+        )
         from tf_tools.sampling.prompts import FieldMap
         from tf_tools.sampling.sampler import SampleConfig, SampleStats, sample_problems
 
@@ -115,9 +119,7 @@ def sample(
         rate = stats.tokens / stats.seconds if stats.seconds else 0.0
         console.log.warning("sampled %d problems, %d samples, %d tokens (%.0f tok/s); finish %s",
                             stats.problems, stats.samples, stats.tokens, rate, stats.finish or {})
-        if stats.failed:
-            console.log.warning("%d records failed (marked with _tf.error)", stats.failed)
-            raise typer.Exit(EXIT_PARTIAL)
+        common.exit_if_failed(stats.failed)
 
 
 def main() -> None:

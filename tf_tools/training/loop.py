@@ -1,0 +1,440 @@
+"""tf-train's core: supervised fine-tuning of a causal LM on chat records, with accelerate.
+
+``train(records, cfg)`` tokenises every record (``data.py``), plans the optimizer steps
+(length-grouped global batches of ``global_batch_size`` samples, the same plan whatever the
+number of processes), and runs AdamW with a cosine schedule, warmup and gradient clipping.
+The loss of a step is the mean over every trained token of the global batch, so padding,
+packing, the micro-batch size and the number of processes change how a step is computed,
+not what it computes.
+
+Distribution is accelerate's: the same code runs alone, under ``torchrun`` or under
+``accelerate launch`` with DDP, FSDP or DeepSpeed ZeRO-3 (examples/accelerate/). We write
+no distributed code beyond what accelerate asks for: ``prepare``, ``accumulate``,
+``backward``, ``save_state`` / ``load_state``, ``reduce`` of two numbers per step.
+
+It does not evaluate, does not stream data from disk (the tokenised set is held in memory by
+every process) and does not cut long samples.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tf_tools import __version__, console
+from tf_tools.errors import TfError, UsageError
+from tf_tools.training.checkpoints import RunFolder
+from tf_tools.training.data import (
+    DataConfig,
+    LoadStats,
+    Sample,
+    collate,
+    fingerprint,
+    load_samples,
+    plan_epoch,
+    rank_share,
+    token_losses,
+)
+
+PRECISIONS = ("auto", "bf16", "fp32")
+SAVE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+#: config fields that change how a step is computed, not what: free to differ on --resume
+_NOT_IDENTITY = frozenset({
+    "output", "resume", "overwrite", "keep_going", "save_steps", "save_total_limit",
+    "save_dtype", "micro_batch_size", "packing", "pack_length", "gradient_checkpointing",
+    "attn_implementation", "quiet",
+})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    output: str
+    epochs: int = 3
+    max_steps: int | None = None  # stop after this many optimizer steps (the schedule too)
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    max_grad_norm: float = 1.0
+    global_batch_size: int = 64  # samples per optimizer step, over all processes
+    micro_batch_size: int = 4  # samples per forward pass and process
+    max_length: int = 4096
+    packing: bool = False
+    pack_length: int | None = None  # packed row capacity (default: max_length)
+    group_by_length: bool = True
+    mask_incorrect: bool = False
+    mask_reflection: bool = False
+    precision: str = "auto"  # auto: bf16 on a GPU that has it, else fp32
+    gradient_checkpointing: bool = False
+    attn_implementation: str | None = None  # None: transformers' default (sdpa)
+    seed: int = 0
+    save_steps: int = 500
+    save_total_limit: int = 2
+    save_dtype: str = "auto"  # auto: the student's dtype
+    resume: bool = False
+    overwrite: bool = False
+    keep_going: bool = False
+    quiet: bool = False
+
+    def check(self) -> None:
+        bad = [name for name in ("epochs", "global_batch_size", "micro_batch_size", "max_length",
+                                 "save_steps") if getattr(self, name) < 1]
+        if self.max_steps is not None and self.max_steps < 1:
+            bad.append("max_steps")
+        if bad:
+            raise UsageError(f"--{bad[0].replace('_', '-')} must be at least 1")
+        if self.lr <= 0 or not 0 <= self.warmup_ratio < 1 or self.max_grad_norm < 0:
+            raise UsageError("need --lr > 0, 0 <= --warmup-ratio < 1 and --max-grad-norm >= 0")
+        if self.pack_length is not None and self.pack_length < self.max_length:
+            raise UsageError("--pack-length must be at least --max-length (samples are never cut)")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
+        if self.save_dtype not in SAVE_DTYPES:
+            raise UsageError(f"--save-dtype must be one of {', '.join(SAVE_DTYPES)}")
+
+    def data(self) -> DataConfig:
+        return DataConfig(max_length=self.max_length, mask_incorrect=self.mask_incorrect,
+                          mask_reflection=self.mask_reflection)
+
+
+@dataclass
+class StepInfo:
+    """What a step reports (loss log line, hooks)."""
+
+    step: int
+    epoch: float
+    loss: float
+    lr: float
+    grad_norm: float | None
+    tokens: int  # non-padding input tokens seen so far (all processes)
+    trained_tokens: int  # loss tokens seen so far
+    slots: int  # rows x width processed so far (tokens + padding)
+    seconds: float  # training time so far (model load and tokenisation not counted)
+
+    def record(self) -> dict[str, Any]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _precision(name: str) -> str | None:
+    """accelerate's mixed_precision; None lets `accelerate launch` / its config decide."""
+    import torch
+
+    if name == "bf16":
+        return "bf16"
+    if name == "fp32":
+        return "no"
+    if os.environ.get("ACCELERATE_MIXED_PRECISION"):
+        return None
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise TfError(f"transformers could not load the tokenizer of {path}: {exc}".splitlines()[0]) from exc
+    if not getattr(tok, "chat_template", None):
+        raise TfError(f"the tokenizer of {path} has no chat template",
+                      hint="tf-train formats samples with the student's chat template; add one "
+                           "to tokenizer_config.json (or chat_template.jinja)")
+    if not getattr(tok, "is_fast", False):
+        raise TfError(f"the tokenizer of {path} is not a fast tokenizer (no offset mapping)")
+    return tok
+
+
+def _load_model(cfg: TrainConfig) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    if cfg.attn_implementation:
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    try:
+        model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+    except (OSError, ValueError, ImportError) as exc:
+        raise TfError(f"transformers could not load {cfg.model}: {exc}".splitlines()[0]) from exc
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.config.use_cache = False
+    return model
+
+
+def _student_dtype(model_path: str, save_dtype: str) -> Any:
+    import torch
+
+    if save_dtype != "auto":
+        return getattr(torch, save_dtype)
+    try:
+        with open(os.path.join(model_path, "config.json"), encoding="utf-8") as f:
+            conf = json.load(f)
+    except OSError:
+        return torch.float32
+    name = conf.get("dtype") or conf.get("torch_dtype") or "float32"
+    return getattr(torch, name) if name in ("float32", "bfloat16", "float16") else torch.float32
+
+
+def _optimizer(model: Any, cfg: TrainConfig) -> Any:
+    import torch
+
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+def identity(cfg: TrainConfig, model_path: str, data_fingerprint: str, n_samples: int) -> dict[str, Any]:
+    """What makes a run this run: --resume refuses a folder holding another one."""
+    fields = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
+    fields["model"] = os.path.abspath(model_path) if os.path.exists(model_path) else model_path
+    return {"tool": "tf-train", **fields, "data": data_fingerprint, "n_samples": n_samples}
+
+
+def train(
+    records: Iterable[dict[str, Any]],
+    cfg: TrainConfig,
+    where: Callable[[], str] = lambda: "",
+    on_step: Callable[[StepInfo], None] | None = None,
+) -> dict[str, Any]:
+    """Train; returns the manifest record (also written to ``run/manifest.json``)."""
+    from accelerate.state import AcceleratorState
+
+    try:
+        return _train(records, cfg, where, on_step)
+    finally:
+        # leave the process clean for a second run (tests, notebooks): DESIGN §6
+        AcceleratorState._reset_state(True)
+
+
+def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[[], str],
+           on_step: Callable[[StepInfo], None] | None) -> dict[str, Any]:
+    cfg.check()
+    from tf_tools.sampling.engines import check_model_path
+
+    check_model_path(cfg.model)
+    import torch
+    from accelerate import Accelerator, PartialState
+    from accelerate.utils import set_seed
+    from transformers import get_cosine_schedule_with_warmup
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    state = PartialState()
+    world, rank, main = state.num_processes, state.process_index, state.is_main_process
+    if not main:  # only rank 0 logs
+        logging.getLogger("tf_tools").setLevel(logging.ERROR)
+        hf_logging.set_verbosity_error()
+    run = RunFolder(cfg.output)
+    mode = run.status(cfg.resume, cfg.overwrite)
+    finished = run.read_manifest() if mode == "resume" else None
+    if finished is not None:
+        console.log.warning("%s already finished; its manifest follows", cfg.output)
+        return finished
+
+    tokenizer = _load_tokenizer(cfg.model)
+    skipped: list[str] = []
+    samples, stats = load_samples(records, tokenizer, cfg.data(), where, cfg.keep_going,
+                                  skipped.append)
+    _report_skips(skipped, stats, cfg)
+    if not samples:
+        raise TfError("no training samples" + (" left" if stats.read else " in the input"))
+    ident = identity(cfg, cfg.model, fingerprint(samples), len(samples))
+    if mode == "resume" and run.identity() is not None:
+        run.check_same_run(ident)
+    state.wait_for_everyone()
+    if main:
+        if mode == "overwrite":
+            run.clear()
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_identity(ident)
+    state.wait_for_everyone()
+
+    accum = max(1, math.ceil(cfg.global_batch_size / (cfg.micro_batch_size * world)))
+    n_micro = accum * world
+    lengths = [len(s) for s in samples]
+    steps_per_epoch = len(plan_epoch(lengths, 0, cfg.seed, cfg.global_batch_size, n_micro,
+                                     cfg.group_by_length))
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+
+    accelerator = Accelerator(gradient_accumulation_steps=accum,
+                              mixed_precision=_precision(cfg.precision),
+                              step_scheduler_with_optimizer=False)
+    ds = getattr(accelerator.state, "deepspeed_plugin", None)
+    if ds is not None:  # DeepSpeed wants the micro-batch size before prepare()
+        ds.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.micro_batch_size
+    set_seed(cfg.seed)
+    model = _load_model(cfg)  # after Accelerator: ZeRO-3 partitions while loading
+    attn = getattr(model.config, "_attn_implementation", None) or "sdpa"
+    optimizer = _optimizer(model, cfg)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    model.train()
+
+    start_step, totals, resumed_from = 0, {"tokens": 0, "trained_tokens": 0, "slots": 0,
+                                           "seconds": 0.0}, None
+    latest = run.latest() if mode == "resume" else None
+    if latest is not None:
+        accelerator.load_state(str(latest))
+        saved = run.read_state(latest)
+        start_step = int(saved["step"])
+        totals = {k: saved[k] for k in totals}
+        resumed_from = str(latest)
+        console.info(f"resuming from {latest} (step {start_step} of {total_steps})")
+    if main:
+        run.trim_loss_log(start_step)  # a fresh run starts an empty log
+
+    resolved = {
+        "world_size": world, "micro_batches_per_step": n_micro,
+        "gradient_accumulation_steps": accum, "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps, "warmup_steps": warmup,
+        "mixed_precision": accelerator.mixed_precision, "attn_implementation": attn,
+        "distributed_type": str(accelerator.distributed_type).split(".")[-1],
+        "device": str(accelerator.device), "pad_token_id": _pad_id(tokenizer),
+    }
+    console.info(f"{len(samples)} samples, {total_steps} steps ({steps_per_epoch} per epoch), "
+                 f"{world} process(es), {accum} micro-batch(es) of <= {cfg.micro_batch_size} per "
+                 f"step and process, {resolved['mixed_precision']}, attention {attn}")
+
+    loop = _Loop(cfg, accelerator, model, optimizer, scheduler, samples, tokenizer, attn,
+                 rank, world, n_micro)
+    last: StepInfo | None = None
+    log = open(run.loss_log, "a", encoding="utf-8") if main else None  # noqa: SIM115
+    try:
+        with console.Progress("steps", total_steps, enabled=main and not cfg.quiet) as bar:
+            bar.count = start_step
+            plan: list[list[list[int]]] = []
+            plan_epoch_no = -1
+            for step in range(start_step, total_steps):
+                epoch, index = divmod(step, steps_per_epoch)
+                if epoch != plan_epoch_no:
+                    plan = plan_epoch(lengths, epoch, cfg.seed, cfg.global_batch_size, n_micro,
+                                      cfg.group_by_length)
+                    plan_epoch_no = epoch
+                t0 = time.perf_counter()
+                loss, lr, grad_norm, n_tok, n_trained, n_slots = loop.step(plan[index])
+                totals["seconds"] += time.perf_counter() - t0
+                totals["tokens"] += n_tok
+                totals["trained_tokens"] += n_trained
+                totals["slots"] += n_slots
+                last = StepInfo(step + 1, round((step + 1) / steps_per_epoch, 4), loss, lr,
+                                grad_norm, totals["tokens"],
+                                totals["trained_tokens"], totals["slots"], totals["seconds"])
+                if log is not None:
+                    log.write(json.dumps(last.record()) + "\n")
+                    log.flush()
+                rate = totals["tokens"] / totals["seconds"] if totals["seconds"] else 0.0
+                bar.postfix = f"loss {loss:.4f}, {rate:,.0f} tok/s"
+                bar.advance(1)
+                if on_step is not None:
+                    on_step(last)
+                if (step + 1) % cfg.save_steps == 0 and step + 1 < total_steps:
+                    run.save_checkpoint(accelerator, step + 1, {"step": step + 1, **totals},
+                                        cfg.save_total_limit)
+    finally:
+        if log is not None:
+            log.close()
+
+    run.save_final(accelerator, model, tokenizer, _student_dtype(cfg.model, cfg.save_dtype))
+    manifest = _manifest(cfg, run, last, totals, stats, len(samples), total_steps, resolved,
+                         resumed_from, ident["data"])
+    if main:
+        run.write_manifest(manifest)
+    accelerator.end_training()
+    return manifest
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if tid is not None:
+            return int(tid)
+    return 0
+
+
+class _Loop:
+    """One optimizer step over a planned global batch (this process's micro-batches)."""
+
+    def __init__(self, cfg: TrainConfig, accelerator: Any, model: Any, optimizer: Any,
+                 scheduler: Any, samples: list[Sample], tokenizer: Any, attn: str, rank: int,
+                 world: int, n_micro: int) -> None:
+        self.cfg, self.accelerator, self.model = cfg, accelerator, model
+        self.optimizer, self.scheduler, self.samples = optimizer, scheduler, samples
+        self.pad_id = _pad_id(tokenizer)
+        self.capacity = cfg.pack_length or cfg.max_length
+        self.attn, self.rank, self.world, self.n_micro = attn, rank, world, n_micro
+
+    def step(self, planned: list[list[int]]) -> tuple[float, float, float | None, int, int, int]:
+        """(loss, lr, grad norm, tokens, trained tokens, slots) of the step, all processes."""
+        import torch
+
+        acc = self.accelerator
+        batch_samples = [self.samples[i] for micro in planned for i in micro]
+        n_trained = sum(s.n_trained for s in batch_samples)
+        n_tokens = sum(len(s) for s in batch_samples)
+        # every trained token of the global batch weighs the same: backward() divides by the
+        # accumulation steps and DDP/FSDP/DeepSpeed average over processes, so scale back up
+        scale = self.world * acc.gradient_accumulation_steps / n_trained
+        loss_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
+        slots = 0
+        for micro in rank_share(planned, self.rank, self.world):
+            batch = collate([self.samples[i] for i in micro], self.pad_id, self.cfg.packing,
+                            self.capacity, self.attn).to(acc.device)
+            slots += batch.n_slots
+            with acc.accumulate(self.model):
+                out = self.model(**batch.model_inputs(), use_cache=False)
+                losses, _owner = token_losses(out.logits, batch)
+                total = losses.sum()
+                acc.backward(total * scale)
+                loss_sum += total.detach().double()
+        grad_norm = None
+        if self.cfg.max_grad_norm > 0:
+            norm = acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+            grad_norm = float(norm) if norm is not None else None
+        lr = float(self.scheduler.get_last_lr()[0])
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        totals = acc.reduce(torch.stack([loss_sum, torch.tensor(float(slots), dtype=torch.float64,
+                                                                device=acc.device)]), "sum")
+        return (float(totals[0]) / n_trained, lr, grad_norm, n_tokens, n_trained, int(totals[1]))
+
+
+def _report_skips(skipped: list[str], stats: LoadStats, cfg: TrainConfig) -> None:
+    for line in skipped[:10]:
+        console.warn(line)
+    if len(skipped) > 10:
+        console.warn(f"... and {len(skipped) - 10} more")
+    if stats.too_long:
+        console.warn(f"skipped {stats.too_long} of {stats.read} samples longer than "
+                     f"--max-length {cfg.max_length} tokens (never cut)")
+
+
+def _manifest(cfg: TrainConfig, run: RunFolder, last: StepInfo | None, totals: dict[str, Any],
+              stats: LoadStats, n_samples: int, total_steps: int, resolved: dict[str, Any],
+              resumed_from: str | None, data: str) -> dict[str, Any]:
+    seconds = totals["seconds"]
+    return {
+        "run": str(run.path), "final": str(run.final), "loss_log": str(run.loss_log),
+        "model": cfg.model, "steps": last.step if last else total_steps,
+        "epochs": cfg.epochs, "samples": n_samples,
+        "skipped": {"too_long": stats.too_long, "bad": stats.bad},
+        "tokens_seen": totals["tokens"], "trained_tokens_seen": totals["trained_tokens"],
+        "padding_share": round(1 - totals["tokens"] / totals["slots"], 4) if totals["slots"] else 0.0,
+        "final_loss": round(last.loss, 6) if last else None,
+        "train_seconds": round(seconds, 3),
+        "tokens_per_s": round(totals["tokens"] / seconds, 1) if seconds else None,
+        "resumed_from": resumed_from, "data_fingerprint": data,
+        "config": {**asdict(cfg), **resolved}, "version": __version__,
+    }
