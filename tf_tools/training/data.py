@@ -235,15 +235,17 @@ def fingerprint(samples: Sequence[Sample]) -> str:
 
 
 def plan_epoch(lengths: Sequence[int], epoch: int, seed: int, global_batch: int,
-               n_micro: int, group_by_length: bool = True,
+               n_micro: int, group_by_length: bool = True, balance_tokens: bool = False,
                group_factor: int = 16) -> list[list[list[int]]]:
     """The optimizer steps of one epoch: steps -> ``n_micro`` micro-batches -> sample indices.
 
     A seeded shuffle; with ``group_by_length``, each run of ``group_factor`` global batches
     is sorted by length so a batch holds samples of similar length (little padding), and the
-    batches are then shuffled. Inside a batch, samples are sorted by length and cut into
-    ``n_micro`` near-equal consecutive micro-batches. A remainder too small to give every
-    micro-batch a sample joins the previous batch, so no sample is dropped.
+    batches are then shuffled. A remainder too small to give every micro-batch a sample
+    joins the previous batch, so no sample is dropped. Inside a batch, samples are sorted by
+    length and cut into ``n_micro`` near-equal consecutive micro-batches (padded rows), or
+    with ``balance_tokens`` (packed rows) dealt out so every micro-batch gets about the same
+    number of tokens. Which samples make up a step does not depend on either choice.
     """
     n = len(lengths)
     if n < n_micro:
@@ -266,8 +268,22 @@ def plan_epoch(lengths: Sequence[int], epoch: int, seed: int, global_batch: int,
     steps = []
     for b in batches:
         b = b[np.argsort(-lens[b], kind="stable")]
-        steps.append([chunk.tolist() for chunk in np.array_split(b, n_micro)])
+        if balance_tokens:
+            steps.append(balanced_split(b.tolist(), lens, n_micro))
+        else:
+            steps.append([chunk.tolist() for chunk in np.array_split(b, n_micro)])
     return steps
+
+
+def balanced_split(indices: list[int], lengths: Any, parts: int) -> list[list[int]]:
+    """Longest first, each to the part with the fewest tokens (LPT): no part is empty."""
+    loads = [0] * parts
+    out: list[list[int]] = [[] for _ in range(parts)]
+    for i in sorted(indices, key=lambda i: -int(lengths[i])):
+        p = min(range(parts), key=lambda p: (len(out[p]) > 0, loads[p], p))
+        out[p].append(i)
+        loads[p] += int(lengths[i])
+    return out
 
 
 def rank_share(step: list[list[int]], rank: int, world: int) -> list[list[int]]:
@@ -325,19 +341,24 @@ def pad_batch(samples: Sequence[Sample], pad_id: int) -> Batch:
 
 
 def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """First-fit decreasing: sample indices per row, no row longer than ``capacity``."""
-    rows: list[list[int]] = []
-    room: list[int] = []
-    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        for r, free in enumerate(room):
-            if lengths[i] <= free:
-                rows[r].append(i)
-                room[r] -= lengths[i]
-                break
-        else:
-            rows.append([i])
-            room.append(capacity - lengths[i])
-    return rows
+    """Sample indices per row: the fewest rows of at most ``capacity`` tokens, balanced.
+
+    Rows are padded to the longest, so equal rows waste least: deal the samples longest
+    first to the shortest row (LPT) over r = ceil(total / capacity) rows, and add a row
+    while one overflows.
+    """
+    total = sum(lengths)
+    n_rows = max(1, -(-total // capacity))
+    while True:
+        rows: list[list[int]] = [[] for _ in range(n_rows)]
+        loads = [0] * n_rows
+        for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+            r = min(range(n_rows), key=lambda r: (loads[r], r))
+            rows[r].append(i)
+            loads[r] += lengths[i]
+        if max(loads) <= capacity or n_rows >= len(lengths):
+            return [row for row in rows if row]
+        n_rows += 1
 
 
 def pack_batch(samples: Sequence[Sample], pad_id: int, capacity: int,

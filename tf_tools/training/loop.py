@@ -262,7 +262,7 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     n_micro = accum * world
     lengths = [len(s) for s in samples]
     steps_per_epoch = len(plan_epoch(lengths, 0, cfg.seed, cfg.global_batch_size, n_micro,
-                                     cfg.group_by_length))
+                                     cfg.group_by_length, cfg.packing))
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
@@ -321,7 +321,7 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
                 epoch, index = divmod(step, steps_per_epoch)
                 if epoch != plan_epoch_no:
                     plan = plan_epoch(lengths, epoch, cfg.seed, cfg.global_batch_size, n_micro,
-                                      cfg.group_by_length)
+                                      cfg.group_by_length, cfg.packing)
                     plan_epoch_no = epoch
                 t0 = time.perf_counter()
                 loss, lr, grad_norm, n_tok, n_trained, n_slots = loop.step(plan[index])

@@ -1,0 +1,230 @@
+"""tf-train's data path: loss masks from the chat template and segments, the batch plan, and
+packing that leaks no attention across samples (checked against unpacked rows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tf_tools.errors import InputError
+from tf_tools.fusion.text import assemble
+from tf_tools.training.data import (
+    DataConfig,
+    balanced_split,
+    load_samples,
+    pack_batch,
+    pack_rows,
+    pad_batch,
+    per_sample_losses,
+    plan_epoch,
+    tokenize_record,
+)
+
+SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+PROBLEM = "Tom has 3 apples and buys 5 more. How many apples does he have?"
+WRONG_1 = "Tom has 3 apples, buys 5 more: 3 + 5 = 7, so \\boxed{7}"
+REFLECT = "Wait, that answer does not hold up. Let me try again from the start."
+WRONG_2 = "3 * 5 = 15, so \\boxed{15}"
+CORRECT = "He has 3 + 5 = 8 apples, so \\boxed{8}."
+
+
+def fused_record(system: str | None = SYSTEM) -> dict:
+    """A fused sample as tf-fuse writes it: wrong + R + wrong + R + correct, with segments."""
+    text, segments = assemble([("incorrect", WRONG_1), ("reflection", REFLECT),
+                               ("incorrect", WRONG_2), ("reflection", REFLECT),
+                               ("correct", CORRECT)])
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": PROBLEM}, {"role": "assistant", "content": text}]
+    return {"id": "p1", "kind": "fused", "k": 2, "messages": messages, "segments": segments}
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+def decode(tok, ids) -> str:
+    return tok.decode([int(i) for i in ids], skip_special_tokens=False)
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def test_loss_covers_exactly_the_assistant_message_and_its_end_of_turn(tok):
+    rec = fused_record()
+    s = tokenize_record(rec, tok, DataConfig())
+    content = rec["messages"][-1]["content"]
+    assert decode(tok, s.input_ids[s.trained]) == content + "<|im_end|>"
+    # the trained tokens are one contiguous run; before it lies exactly the prompt
+    idx = np.flatnonzero(s.trained)
+    assert (np.diff(idx) == 1).all()
+    prompt = tok.apply_chat_template(rec["messages"][:-1], tokenize=False, add_generation_prompt=True)
+    assert decode(tok, s.input_ids[: idx[0]]) == prompt
+    assert decode(tok, s.input_ids[idx[-1] + 1:]) == "\n"  # the template's newline after <|im_end|>
+    # the end-of-turn token is a target
+    assert s.input_ids[idx[-1]] == tok.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_mask_incorrect_takes_exactly_the_wrong_segments_out(tok):
+    rec = fused_record()
+    full = tokenize_record(rec, tok, DataConfig())
+    masked = tokenize_record(rec, tok, DataConfig(mask_incorrect=True))
+    assert (masked.input_ids == full.input_ids).all()
+    removed = full.trained & ~masked.trained
+    assert not (masked.trained & ~full.trained).any()
+    assert decode(tok, full.input_ids[removed]) == WRONG_1 + WRONG_2
+    kept = decode(tok, masked.input_ids[masked.trained])
+    content = rec["messages"][-1]["content"]
+    assert kept == content.replace(WRONG_1, "").replace(WRONG_2, "") + "<|im_end|>"
+    assert kept.endswith(CORRECT + "<|im_end|>")
+
+
+def test_mask_reflection_and_both(tok):
+    rec = fused_record(system=None)
+    full = tokenize_record(rec, tok, DataConfig())
+    refl = tokenize_record(rec, tok, DataConfig(mask_reflection=True))
+    both = tokenize_record(rec, tok, DataConfig(mask_incorrect=True, mask_reflection=True))
+    assert decode(tok, full.input_ids[full.trained & ~refl.trained]) == REFLECT * 2
+    assert decode(tok, both.input_ids[both.trained]) == "\n\n" * 4 + CORRECT + "<|im_end|>"
+
+
+def test_segment_offsets_follow_the_message_not_the_rendered_text(tok):
+    """Offsets index the assistant message; the system prompt before it shifts nothing."""
+    with_sys = tokenize_record(fused_record(), tok, DataConfig(mask_incorrect=True))
+    without = tokenize_record(fused_record(system=None), tok, DataConfig(mask_incorrect=True))
+    assert decode(tok, with_sys.input_ids[with_sys.trained]) == decode(
+        tok, without.input_ids[without.trained])
+
+
+def test_every_assistant_turn_is_trained_in_a_multi_turn_chat(tok):
+    rec = {"messages": [
+        {"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "5"},
+        {"role": "user", "content": "And 12 + 30?"}, {"role": "assistant", "content": "42"}]}
+    s = tokenize_record(rec, tok, DataConfig())
+    assert decode(tok, s.input_ids[s.trained]) == "5<|im_end|>42<|im_end|>"
+
+
+def test_a_token_belongs_to_the_span_of_its_first_character(smollm2):
+    """A real 49k BPE merges across a segment's end; the token goes with its first character."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    rec = fused_record()
+    full = tokenize_record(rec, tok, DataConfig())
+    masked = tokenize_record(rec, tok, DataConfig(mask_incorrect=True))
+    assert decode(tok, full.input_ids[full.trained]) == rec["messages"][-1]["content"] + "<|im_end|>"
+    removed = decode(tok, full.input_ids[full.trained & ~masked.trained])
+    # the masked text is the wrong segments, give or take whitespace a boundary token carries
+    assert removed.replace("\n", "") == WRONG_1 + WRONG_2
+
+
+@pytest.mark.parametrize("rec, message", [
+    ({"id": 1, "text": "hi"}, "record has no 'messages' field"),
+    ({"messages": "hi"}, "non-empty list"),
+    ({"messages": [{"role": "user", "content": "hi"}]}, "no assistant turn"),
+    ({"messages": [{"role": "user"}, {"role": "assistant", "content": "x"}]}, "message 0"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "abc"}],
+      "segments": [{"kind": "incorrect", "start": 1, "end": 9}]}, "falls outside the assistant message"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "abc"}],
+      "segments": [{"kind": "wrong", "start": 0, "end": 1}]}, "segment kind 'wrong'"),
+])
+def test_bad_records_are_named(tok, rec, message):
+    with pytest.raises(InputError, match=message):
+        tokenize_record(rec, tok, DataConfig())
+
+
+def test_long_samples_are_skipped_and_reported_never_cut(tok):
+    short = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "8"}]}
+    long = {"id": "long", "messages": [{"role": "user", "content": "q"},
+                                       {"role": "assistant", "content": "8 " * 300}]}
+    reports: list[str] = []
+    lines = iter(["line 1 of t.jsonl", "line 2 of t.jsonl", "line 3 of t.jsonl"])
+    where = {"now": ""}
+
+    def records():
+        for r in (short, long, short):
+            where["now"] = next(lines)
+            yield r
+
+    samples, stats = load_samples(records(), tok, DataConfig(max_length=64), lambda: where["now"],
+                                  on_skip=reports.append)
+    assert [len(s) for s in samples] == [len(samples[0])] * 2 and stats.too_long == 1
+    assert len(reports) == 1 and reports[0].startswith("line 2 of t.jsonl: ")
+    assert "--max-length 64" in reports[0] and "'long'" in reports[0]
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def test_plan_keeps_every_sample_once_per_epoch_and_groups_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 1000, size=203).tolist()
+    for balance in (False, True):
+        plan = plan_epoch(lengths, epoch=1, seed=3, global_batch=16, n_micro=4,
+                          balance_tokens=balance)
+        flat = [i for step in plan for micro in step for i in micro]
+        assert sorted(flat) == list(range(203))
+        assert all(len(step) == 4 and all(step) for step in plan)
+    plain = plan_epoch(lengths, 1, 3, 16, 4)
+    assert plain == plan_epoch(lengths, 1, 3, 16, 4)  # deterministic
+    assert plain != plan_epoch(lengths, 2, 3, 16, 4)  # reshuffled per epoch
+    # packing and padding plans put the same samples in each step
+    packed = plan_epoch(lengths, 1, 3, 16, 4, balance_tokens=True)
+    assert [sorted(sum(s, [])) for s in plain] == [sorted(sum(s, [])) for s in packed]
+    # length grouping: far less padding than random batches
+    def padding(plan):
+        slots = sum(len(m) * max(lengths[i] for i in m) for s in plan for m in s)
+        return 1 - sum(lengths) / slots
+    assert padding(plain) < 0.5 * padding(plan_epoch(lengths, 1, 3, 16, 4, group_by_length=False))
+
+
+def test_balanced_split_and_pack_rows():
+    lengths = [900, 800, 500, 400, 300, 100, 50]
+    parts = balanced_split(list(range(7)), lengths, 3)
+    assert sorted(sum(parts, [])) == list(range(7)) and all(parts)
+    rows = pack_rows(lengths, capacity=1100)
+    loads = [sum(lengths[i] for i in r) for r in rows]
+    assert sorted(sum(rows, [])) == list(range(7)) and max(loads) <= 1100
+    assert len(rows) == 3  # ceil(3050 / 1100)
+    assert pack_rows([5, 5, 5], capacity=100) == [[0, 1, 2]]
+
+
+# ----------------------------------------------------------------------------- packing
+
+
+def _toy_samples(tok, n=5):
+    out = []
+    for i in range(n):
+        rec = {"messages": [{"role": "user", "content": f"What is {i} + {i * 7}?" + " Think." * i},
+                            {"role": "assistant", "content": f"{i} + {i * 7} = {i * 8}. " * (1 + i)}]}
+        out.append(tokenize_record(rec, tok, DataConfig()))
+    return out
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packed_and_padded_rows_give_the_same_per_sample_loss(tiny_model, tok, attn):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32,
+                                                 attn_implementation=attn).eval()
+    samples = _toy_samples(tok)
+    pad_id = tok.pad_token_id
+    with torch.no_grad():
+        ref = per_sample_losses(model, pad_batch(samples, pad_id), len(samples))
+        one_row = pack_batch(samples, pad_id, capacity=4096, attn_implementation=attn)
+        assert one_row.input_ids.shape[0] == 1 and one_row.n_tokens == one_row.n_slots
+        two_rows = pack_batch(samples, pad_id, capacity=sum(len(s) for s in samples) // 2 + 40,
+                              attn_implementation=attn)
+        assert two_rows.input_ids.shape[0] == 2
+        for batch in (one_row, two_rows):
+            got = per_sample_losses(model, batch, len(samples))
+            assert torch.allclose(got, ref, atol=1e-4, rtol=0), (got - ref).abs().max()
+        # the check has teeth: the same packed row with a plain causal mask leaks attention
+        leaky = pack_batch(samples, pad_id, capacity=4096, attn_implementation=attn)
+        leaky.attention_mask = torch.ones_like(leaky.input_ids)
+        diff = (per_sample_losses(model, leaky, len(samples)) - ref).abs().max()
+        assert diff > 1e-3
