@@ -14,8 +14,10 @@ per model), converted with ``examples/convert_trajectories.py zeroeval`` and gra
      undecided pairs of a problem submitted at once so the workers stay busy), connected
      components of "equal". No keys, no representatives, no caches.
 
-   Prints equivalence checks per problem (pairs compared), math-verify calls, wall time, their
-   ratios, and whether the two partitions are identical problem by problem.
+   The two take turns over chunks of ``--chunk`` problems, so that load from other
+   processes falls on both alike. Prints equivalence checks per problem (pairs compared),
+   math-verify calls, wall time, their ratios, and whether the two partitions are identical
+   problem by problem.
 
 2. Peak memory (max RSS from ``wait4``) of ``tf-cluster | tf-fuse`` on the graded file and on
    the file repeated ``--repeat`` times with new ids; prints the ratio (flat: <= 1.3x).
@@ -92,20 +94,28 @@ def problems(path: str, limit: int | None) -> list[tuple[Any, list[str], list[in
 # --------------------------------------------------------------------------- clustering
 
 
-def run_ours(work, cfg: ClusterConfig):
-    stats = ClusterStats()
-    eq = Equivalence(cfg, stats)
-    parts, checks, mv = [], [], []
-    t0 = time.perf_counter()
-    try:
-        for _pid, preds, _idx in work:
-            c0, m0 = stats.checks, stats.mv_calls
-            parts.append(cluster_answers(preds, eq))
-            checks.append(stats.checks - c0)
-            mv.append(stats.mv_calls - m0)
-    finally:
-        eq.close()
-    return parts, checks, mv, time.perf_counter() - t0, stats
+class Ours:
+    """tf-cluster's clustering, one Equivalence (pool, caches) for the whole run."""
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        self.stats = ClusterStats()
+        self.eq = Equivalence(cfg, self.stats)
+        self.parts: list[list[list[int]]] = []
+        self.checks: list[int] = []
+        self.mv: list[int] = []
+        self.seconds = 0.0
+
+    def run(self, chunk) -> None:
+        t0 = time.perf_counter()
+        for _pid, preds, _idx in chunk:
+            c0, m0 = self.stats.checks, self.stats.mv_calls
+            self.parts.append(cluster_answers(preds, self.eq))
+            self.checks.append(self.stats.checks - c0)
+            self.mv.append(self.stats.mv_calls - m0)
+        self.seconds += time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.eq.close()
 
 
 WORKER_SECONDS = [0.0]
@@ -127,34 +137,43 @@ def run_pool(pool, pairs: list[tuple[str, str]]) -> list[bool]:
     return [results[i] for i in range(len(pairs))]
 
 
-def run_naive(work, cfg: ClusterConfig):
-    from tf_tools.grading.pool import VerifyPool
+class Naive:
+    """Every pair, the same pairwise rule, connected components; a pool of the same size."""
 
-    pool = VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb)
-    parts, checks, mv = [], [], []
-    t0 = time.perf_counter()
-    try:
-        for _pid, raw, _idx in work:
+    def __init__(self, cfg: ClusterConfig) -> None:
+        from tf_tools.grading.pool import VerifyPool
+
+        self.cfg = cfg
+        self.pool = VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb)
+        self.parts: list[list[list[int]]] = []
+        self.checks: list[int] = []
+        self.mv: list[int] = []
+        self.seconds = 0.0
+
+    def run(self, chunk) -> None:
+        t0 = time.perf_counter()
+        for _pid, raw, _idx in chunk:
             preds = [latexify(p) for p in raw]
             n = len(preds)
             forms = [form_of(p) for p in preds]
             edges, undecided = [], []
             for i in range(n):
                 for j in range(i + 1, n):
-                    res = fast_equal(preds[i], preds[j], cfg.tolerance)
+                    res = fast_equal(preds[i], preds[j], self.cfg.tolerance)
                     if res is not None:
                         if res.equal:
                             edges.append((i, j))
                     elif not forms_differ(forms[i], forms[j]):
                         undecided.append((i, j))
-            equal = run_pool(pool, [(preds[i], preds[j]) for i, j in undecided])
+            equal = run_pool(self.pool, [(preds[i], preds[j]) for i, j in undecided])
             edges += [e for e, ok in zip(undecided, equal, strict=True) if ok]
-            parts.append(components(n, edges))
-            checks.append(n * (n - 1) // 2)
-            mv.append(len(undecided))
-    finally:
-        pool.close()
-    return parts, checks, mv, time.perf_counter() - t0
+            self.parts.append(components(n, edges))
+            self.checks.append(n * (n - 1) // 2)
+            self.mv.append(len(undecided))
+        self.seconds += time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def components(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
@@ -247,6 +266,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--chunk", type=int, default=25, help="problems per turn of ours / naive")
     ap.add_argument("--tokenizer", help="tf-fuse --tokenizer for the memory run")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
@@ -261,26 +281,42 @@ def main() -> None:
     print(f"bench: {len(work)} problems, {n_answers} fusable wrong answers, "
           f"{args.workers} math-verify workers, timeout {args.timeout:g}s")
 
-    ours_parts, ours_checks, ours_mv, ours_s, stats = run_ours(work, cfg)
-    print(f"ours : {ours_s:.1f}s; " + describe("checks", ours_checks) + "; "
-          + describe("math-verify calls", ours_mv))
+    # ours and naive alternate over chunks of problems, so that load from other processes
+    # on the machine falls on both alike; each keeps its own pool (and ours its caches)
+    ours = Ours(cfg)
+    naive = None if args.skip_naive else Naive(cfg)
+    load0 = os.getloadavg()[0]
+    try:
+        for start in range(0, len(work), args.chunk):
+            chunk = work[start:start + args.chunk]
+            ours.run(chunk)
+            if naive is not None:
+                naive.run(chunk)
+    finally:
+        ours.close()
+        if naive is not None:
+            naive.close()
+    stats = ours.stats
+    print(f"(load average {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
+          f"{os.cpu_count()} CPUs)")
+    print(f"ours : {ours.seconds:.1f}s; " + describe("checks", ours.checks) + "; "
+          + describe("math-verify calls", ours.mv))
     print(f"       {stats.key_hits} answers placed by key, {stats.answers_mv} needed math-verify; "
           f"{stats.number_decided} pairs told apart as numbers, {stats.form_decided} by value/form; "
           f"{stats.mv_checks} math-verify pairs + {stats.mv_reads} readability checks "
           f"({stats.mv_cached} cached, {stats.mv_unreadable} unreadable), {stats.timeouts} timeouts; "
           f"worker time {stats.mv_seconds:.1f}s")
-    if not args.skip_naive:
-        naive_parts, naive_checks, naive_mv, naive_s = run_naive(work, cfg)
-        print(f"naive: {naive_s:.1f}s; " + describe("checks", naive_checks) + "; "
-              + describe("math-verify calls", naive_mv))
+    if naive is not None:
+        print(f"naive: {naive.seconds:.1f}s; " + describe("checks", naive.checks) + "; "
+              + describe("math-verify calls", naive.mv))
         print(f"       worker time {WORKER_SECONDS[0]:.1f}s")
         same = [as_partition(a, w[2]) == as_partition(b, w[2])
-                for a, b, w in zip(ours_parts, naive_parts, work, strict=True)]
-        print(f"ratio: {sum(naive_checks) / max(sum(ours_checks), 1):.1f}x fewer checks, "
-              f"{sum(naive_mv) / max(sum(ours_mv), 1):.1f}x fewer math-verify calls, "
-              f"{naive_s / ours_s:.1f}x faster")
+                for a, b, w in zip(ours.parts, naive.parts, work, strict=True)]
+        print(f"ratio: {sum(naive.checks) / max(sum(ours.checks), 1):.1f}x fewer checks, "
+              f"{sum(naive.mv) / max(sum(ours.mv), 1):.1f}x fewer math-verify calls, "
+              f"{naive.seconds / ours.seconds:.1f}x faster")
         print(f"clusters identical in {sum(same)}/{len(same)} problems")
-        for ok, w, a, b in zip(same, work, ours_parts, naive_parts, strict=True):
+        for ok, w, a, b in zip(same, work, ours.parts, naive.parts, strict=True):
             if not ok:
                 print(f"  differs: {w[0]}: ours {sorted(map(sorted, as_partition(a, w[2])))} "
                       f"naive {sorted(map(sorted, as_partition(b, w[2])))}")

@@ -163,9 +163,14 @@ class RunFolder:
             state_dict = {k: v.to(dtype) if v.is_floating_point() else v
                           for k, v in state_dict.items()}
             unwrapped.config.use_cache = True
-            unwrapped.config.dtype = dtype
             unwrapped.save_pretrained(tmp, state_dict=state_dict, save_function=accelerator.save)
             tokenizer.save_pretrained(tmp)
+            # save_pretrained records the dtype of the (float32) training weights; the files
+            # hold ``dtype``, and loaders with dtype="auto" (vLLM) read it from here
+            config = json.loads((tmp / "config.json").read_text())
+            config["dtype"] = str(dtype).replace("torch.", "")
+            config.pop("torch_dtype", None)
+            _atomic_write(tmp / "config.json", json.dumps(config, indent=2) + "\n")
             if self.final.exists():
                 shutil.rmtree(self.final)
             os.replace(tmp, self.final)

@@ -228,17 +228,16 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    state = PartialState()
+    # several processes without CUDA (torchrun on CPU, gloo): accelerate needs cpu=True to
+    # see them, else every process trains alone
+    cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    state = PartialState(cpu=cpu)
     world, rank, main = state.num_processes, state.process_index, state.is_main_process
     if not main:  # only rank 0 logs
         logging.getLogger("tf_tools").setLevel(logging.ERROR)
         hf_logging.set_verbosity_error()
     run = RunFolder(cfg.output)
     mode = run.status(cfg.resume, cfg.overwrite)
-    finished = run.read_manifest() if mode == "resume" else None
-    if finished is not None:
-        console.log.warning("%s already finished; its manifest follows", cfg.output)
-        return finished
 
     tokenizer = _load_tokenizer(cfg.model)
     skipped: list[str] = []
@@ -248,8 +247,12 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     if not samples:
         raise TfError("no training samples" + (" left" if stats.read else " in the input"))
     ident = identity(cfg, cfg.model, fingerprint(samples), len(samples))
-    if mode == "resume" and run.identity() is not None:
+    if mode == "resume":
         run.check_same_run(ident)
+        finished = run.read_manifest()
+        if finished is not None:
+            console.log.warning("%s already finished; its manifest follows", cfg.output)
+            return finished
     state.wait_for_everyone()
     if main:
         if mode == "overwrite":
@@ -268,7 +271,7 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
         total_steps = min(total_steps, cfg.max_steps)
     warmup = math.ceil(cfg.warmup_ratio * total_steps)
 
-    accelerator = Accelerator(gradient_accumulation_steps=accum,
+    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=accum,
                               mixed_precision=_precision(cfg.precision),
                               step_scheduler_with_optimizer=False)
     ds = getattr(accelerator.state, "deepspeed_plugin", None)

@@ -1,0 +1,501 @@
+"""tf-stats: pass@k and maj@k against hand-computed values, every summary on real files.
+
+Real data: the bundled examples/data files (graded here by the real tf-grade core, then
+clustered and fused by the real cores), the DESIGN §4 worked example, a tf-train loss log
+written with tf-train's own StepInfo records, and (``shared_data``) real model outputs from
+../shared/data/trajectories converted with examples/convert_trajectories.py.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections import Counter
+from fractions import Fraction
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from tf_tools.cli.stats import app
+from tf_tools.clustering import ClusterConfig, cluster_records
+from tf_tools.fusion import FuseConfig, FuseStats, fuse_records
+from tf_tools.grading.grader import GradeConfig, grade_records
+from tf_tools.records import read_jsonl_file
+from tf_tools.stats import (
+    CORRECT,
+    AnswerGrouper,
+    StatsConfig,
+    field_value,
+    kind_of,
+    maj_at_k,
+    majority_curve,
+    pass_at_k,
+    pass_at_k_exact,
+    summarize,
+)
+from tf_tools.stats.metrics import bin_counts
+
+from .conftest import ROOT, write_jsonl
+
+runner = CliRunner()
+EXAMPLES = ROOT / "examples" / "data"
+QWEN = EXAMPLES / "qwen25math_math_25x8.jsonl"  # 25 MATH problems x 8 samples, with `level`
+GSM8K = EXAMPLES / "gsm8k_gpt3_50x4.jsonl"  # 50 GSM8K problems x 4 (2 per GPT-3 model)
+CONVERT = ROOT / "examples" / "convert_trajectories.py"
+
+
+def stats_of(records, **cfg):
+    return summarize(records, StatsConfig(**cfg)).to_dict()
+
+
+def invoke(args, records=None):
+    text = None if records is None else "".join(orjson.dumps(r).decode() + "\n" for r in records)
+    return runner.invoke(app, args, input=text)
+
+
+# --------------------------------------------------------------------------- pass@k by hand
+
+
+@pytest.mark.parametrize(("n", "c", "k", "expected"), [
+    (1, 0, 1, Fraction(0)),  # n = 1
+    (1, 1, 1, Fraction(1)),
+    (5, 2, 1, Fraction(2, 5)),  # k = 1 is c/n
+    (5, 2, 2, Fraction(7, 10)),  # 1 - C(3,2)/C(5,2) = 1 - 3/10
+    (5, 2, 3, Fraction(9, 10)),  # 1 - C(3,3)/C(5,3) = 1 - 1/10
+    (5, 2, 4, Fraction(1)),  # n - c < k: every 4-subset holds a correct one
+    (4, 1, 4, Fraction(1)),  # k = n with a correct sample
+    (4, 0, 4, Fraction(0)),  # k = n without one
+    (8, 8, 8, Fraction(1)),
+    (10, 3, 5, Fraction(11, 12)),  # 1 - C(7,5)/C(10,5) = 1 - 21/252
+    (1000, 1, 500, Fraction(1, 2)),  # big binomials: 1 - C(999,500)/C(1000,500) = 1 - 500/1000
+])
+def test_pass_at_k_hand_computed(n, c, k, expected):
+    assert pass_at_k_exact(n, c, k) == expected
+    assert pass_at_k(n, c, k) == float(expected)
+
+
+@pytest.mark.parametrize(("n", "c", "k"), [(4, 5, 1), (4, -1, 1), (4, 2, 0), (4, 2, 5), (0, 0, 1)])
+def test_pass_at_k_rejects_impossible_arguments(n, c, k):
+    with pytest.raises(ValueError):
+        pass_at_k(n, c, k)
+
+
+@given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
+def test_pass_at_k_matches_chen_et_al_product_form(nck):
+    n, c, k = nck
+    # the numerically stable form of Chen et al. 2021 (their numpy code, in plain Python)
+    chen = 1.0 if n - c < k else 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+    assert pass_at_k(n, c, k) == pytest.approx(chen, abs=1e-12)
+    assert pass_at_k_exact(n, c, 1) == Fraction(c, n)
+
+
+# --------------------------------------------------------------------------- maj@k by hand
+
+W7, W9 = ("wrong", 0), ("wrong", 1)
+
+
+def test_maj_at_k_ties_go_to_the_answer_voted_for_first():
+    assert majority_curve([W7, CORRECT]) == [False, False]  # 1:1 at k=2, the wrong one came first
+    assert majority_curve([CORRECT, W7]) == [True, True]
+    #                  k:  1      2      3     4      5
+    votes = [W7, CORRECT, CORRECT, W7, W7]
+    assert majority_curve(votes) == [False, False, True, False, False]
+    assert [maj_at_k(votes, k) for k in range(1, 6)] == [False, False, True, False, False]
+
+
+def test_maj_at_k_abstentions_and_three_way_ties():
+    assert majority_curve([None, CORRECT]) == [False, True]  # no vote among the first 1: 0
+    assert majority_curve([None, None]) == [False, False]
+    assert majority_curve([W9, W7, CORRECT]) == [False, False, False]  # 1:1:1, W9 first
+    # k=4: 7 leads; k=5: 9 and 7 tie, 9 came first; k=6: 2:2:2, the correct answer came first
+    assert majority_curve([CORRECT, W9, W7, W7, W9, CORRECT]) == [True, True, True, False, False, True]
+    with pytest.raises(ValueError):
+        maj_at_k([CORRECT], 2)
+
+
+def test_answer_grouper_uses_tf_grades_normal_form():
+    g = AnswerGrouper()
+    half = g.key("\\frac{1}{2}")
+    assert g.key("0.5") == half and g.key("1/2") == half and g.key("\\dfrac12") == half
+    assert g.key("$12$") == g.key("12") == g.key("12 apples") != half
+    assert g.key("7") != g.key("8")
+
+
+def graded(pid, verdicts_preds, **extra):
+    return [{"id": pid, "sample_idx": i, "verdict": v, "correct": v == "correct", "pred": p, **extra}
+            for i, (v, p) in enumerate(verdicts_preds)]
+
+
+def test_maj_at_k_on_graded_records_groups_equal_wrong_answers():
+    # gold 3: two wrong votes for one half (written two ways) beat one correct vote at k=3
+    s = stats_of(graded("p", [("correct", "3"), ("incorrect", "1/2"), ("incorrect", "0.5")]))["graded"]["all"]
+    assert s["maj_at_k"] == {"1": 1.0, "2": 1.0, "3": 0.0}
+    # no_answer and truncated samples take a place but do not vote; ungradable ones are not in n
+    recs = graded("q", [("ungradable", None), ("no_answer", None), ("truncated", "7"),
+                        ("incorrect", "7"), ("correct", "3"), ("correct", "3.0")])
+    s = stats_of(recs)["graded"]["all"]
+    assert s["samples_per_problem"] == {"min": 5, "max": 5}
+    assert s["maj_at_k"] == {"1": 0.0, "2": 0.0, "3": 0.0, "4": 0.0, "5": 1.0}
+    assert s["pass_at_k"]["1"] == 2 / 5 and s["accuracy"] == 2 / 5
+    # order is sample_idx order, not input order
+    assert stats_of(list(reversed(recs)))["graded"]["all"]["maj_at_k"] == s["maj_at_k"]
+
+
+# --------------------------------------------------------------------------- the worked example
+
+GOLDEN = [("\\boxed{12}", "stop"), ("so \\boxed{12}", "stop"), ("\\boxed{7}", "stop"),
+          ("gives \\boxed{7}", "stop"), ("makes \\boxed{7}", "stop"), ("\\boxed{15}", "stop"),
+          ("1, 2, 3, 4, 5, 6, 7, 8,", "length"), ("\\boxed{9}", "stop")]
+
+
+def golden_graded():
+    recs = [{"id": "golden", "problem": "4 boxes of 3 apples: how many apples?", "answer": "12",
+             "sample_idx": i, "completion": t, "finish_reason": f} for i, (t, f) in enumerate(GOLDEN)]
+    return list(grade_records(recs, GradeConfig(workers=1)))
+
+
+def test_worked_example_from_graded_trajectories_and_from_its_problem_summary():
+    g = golden_graded()
+    (summary,) = cluster_records(g, ClusterConfig(math_verify=False))
+    report = stats_of([*g, summary])
+    a, p = report["graded"]["all"], report["problems"]["all"]
+    # votes: C C 7 7 7 15 (truncated: none) 9 -> 7 leads from k=5; 2:2 at k=4 goes to 12 (first)
+    expected_maj = {"1": 1.0, "2": 1.0, "3": 1.0, "4": 1.0, "5": 0.0, "6": 0.0, "7": 0.0, "8": 0.0}
+    assert a["maj_at_k"] == p["maj_at_k"] == expected_maj
+    assert a["pass_at_k"] == p["pass_at_k"]
+    assert a["pass_at_k"]["1"] == 0.25 and a["pass_at_k"]["8"] == 1.0
+    assert a["pass_at_k"]["2"] == float(1 - Fraction(math.comb(6, 2), math.comb(8, 2)))
+    assert a["verdicts"] == {"correct": 2, "incorrect": 5, "no_answer": 0, "truncated": 1, "ungradable": 0}
+    assert p["error_rate"]["mean"] == 0.75
+    assert p["entropy"]["mean"] == pytest.approx(0.9503, abs=1e-4)
+    assert p["effective_modes_mean"] == pytest.approx(2.586, abs=1e-3)
+    assert p["error_modes"]["counts"] == {"3": 1}
+    assert p["error_rate"]["histogram"]["(0.6, 0.8]"] == 1
+    assert p["problems_fusable"] == 1
+
+
+# --------------------------------------------------------------------------- bundled real files
+
+
+@pytest.fixture(scope="module")
+def graded_examples():
+    cfg = GradeConfig(workers=2)
+    return {"qwen": list(grade_records(read_jsonl_file(str(QWEN)), cfg)),
+            "gsm8k": list(grade_records(read_jsonl_file(str(GSM8K)), cfg))}
+
+
+@pytest.fixture(scope="module")
+def qwen_pipeline(graded_examples):
+    problems = list(cluster_records(graded_examples["qwen"], ClusterConfig(workers=2)))
+    fuse_stats = FuseStats()
+    samples = list(fuse_records(problems, FuseConfig(seed=0), fuse_stats))
+    return problems, samples, fuse_stats
+
+
+def per_problem(records):
+    out: dict = {}
+    for r in records:
+        out.setdefault(r["id"], []).append(r)
+    for recs in out.values():
+        recs.sort(key=lambda r: r["sample_idx"])
+    return out
+
+
+@pytest.mark.parametrize("name", ["qwen", "gsm8k"])
+def test_graded_summary_of_bundled_real_files(graded_examples, name):
+    recs = graded_examples[name]
+    s = stats_of(recs)["graded"]["all"]
+    problems = per_problem(recs)
+    n = {"qwen": 8, "gsm8k": 4}[name]
+    assert s["samples"] == len(recs) and s["problems"] == len(problems)
+    assert s["samples_per_problem"] == {"min": n, "max": n}
+    assert s["verdicts"] == {v: Counter(r["verdict"] for r in recs)[v] for v in s["verdicts"]}
+    assert s["verdicts"]["ungradable"] == 0
+    correct = sum(r["correct"] for r in recs)
+    assert s["accuracy"] == correct / len(recs)
+    assert s["pass_at_k"]["1"] == s["accuracy"]  # exactly: same n for every problem
+    assert len(s["pass_at_k"]) == n and set(s["problems_at_k"].values()) == {len(problems)}
+    any_correct = sum(any(r["correct"] for r in rs) for rs in problems.values())
+    assert s["pass_at_k"][str(n)] == any_correct / len(problems)
+    mean_pass_2 = sum(pass_at_k(n, sum(r["correct"] for r in rs), 2) for rs in problems.values()) / len(problems)
+    assert s["pass_at_k"]["2"] == pytest.approx(mean_pass_2, abs=1e-12)
+    values = [s["pass_at_k"][str(k)] for k in range(1, n + 1)]
+    assert values == sorted(values)  # pass@k never falls with k
+    # maj@1 is "sample 0 is correct"; maj@n never beats pass@n
+    assert s["maj_at_k"]["1"] == sum(rs[0]["correct"] for rs in problems.values()) / len(problems)
+    assert s["maj_at_k"][str(n)] <= s["pass_at_k"][str(n)]
+    assert s["problems_all_correct"] + s["problems_some_correct"] + s["problems_none_correct"] == len(problems)
+    assert s["tokens"]["source"] == "approx" and s["tokens"]["count"] == len(recs)
+    labelled = [r for r in recs if isinstance(r["label"], bool)]
+    assert s["label_agreement"] == sum(r["label"] == r["correct"] for r in labelled) / len(labelled)
+
+
+def test_qwen_values(graded_examples):
+    s = stats_of(graded_examples["qwen"])["graded"]["all"]
+    # what tf-grade finds in the bundled Qwen2.5-Math file: 191 of 200 correct
+    assert s["verdicts"]["correct"] == 191 and s["accuracy"] == 0.955
+    assert s["problems_all_correct"] == 23 and s["problems_some_correct"] == 2
+    assert s["pass_at_k"]["8"] == 1.0
+
+
+def test_by_field_and_dotted_path(graded_examples):
+    recs = graded_examples["qwen"]
+    report = stats_of(recs, by="level")["graded"]
+    assert report["by"] == "level"
+    groups = report["groups"]
+    assert list(groups) == sorted(groups) and set(groups) == {r["level"] for r in recs}
+    assert sum(g["samples"] for g in groups.values()) == 200
+    assert sum(g["problems"] for g in groups.values()) == 25
+    for level, g in groups.items():
+        mine = [r for r in recs if r["level"] == level]
+        assert g["accuracy"] == sum(r["correct"] for r in mine) / len(mine)
+    # a per-sample field: each model's two samples of a problem form that model's problem
+    by_model = stats_of(graded_examples["gsm8k"], by="source.model")["graded"]["groups"]
+    assert set(by_model) == {"GPT-3 6B", "GPT-3 175B"}
+    for g in by_model.values():
+        assert g["problems"] == 50 and g["samples"] == 100
+        assert g["samples_per_problem"] == {"min": 2, "max": 2}
+        assert g["pass_at_k"]["1"] == g["accuracy"]
+    assert field_value({"source": {"model": None}}, "source.model") == "(none)"
+    assert field_value({"a": {"b": 3}}, "a.b") == "3"
+    assert field_value({"a.b": "x"}, "a.b") == "x"
+    assert field_value({}, "level") == "(none)"
+
+
+def test_problem_summaries_of_bundled_real_file(graded_examples, qwen_pipeline):
+    problems, _samples, _ = qwen_pipeline
+    g = stats_of(graded_examples["qwen"])["graded"]["all"]
+    s = stats_of(problems)["problems"]["all"]
+    assert s["problems"] == 25 and s["samples"] == 200 and s["accuracy"] == g["accuracy"]
+    assert s["pass_at_k"] == g["pass_at_k"]  # from n and n_correct: the same numbers
+    # maj@k from tf-cluster's clusters agrees with tf-stats' own grouping on this file
+    assert s["maj_at_k"] == g["maj_at_k"]
+    rates = [p["error_rate"] for p in problems]
+    assert s["error_rate"]["mean"] == pytest.approx(sum(rates) / 25)
+    assert sum(s["error_rate"]["histogram"].values()) == 25
+    assert s["error_rate"]["histogram"]["0"] == sum(r == 0 for r in rates) == 23
+    with_errors = [p["entropy"] for p in problems if p["n_error_modes"] > 0]
+    assert s["entropy"]["count"] == len(with_errors) == 2
+    assert s["entropy"]["max"] == pytest.approx(max(with_errors))
+    assert s["error_modes"]["counts"] == {str(k): v for k, v in
+                                          sorted(Counter(p["n_error_modes"] for p in problems).items())}
+    assert s["problems_no_correct"] == sum(p["n_correct"] == 0 for p in problems)
+
+
+def test_training_samples_of_bundled_real_file(qwen_pipeline):
+    _problems, samples, fuse_stats = qwen_pipeline
+    s = stats_of(samples)["samples"]["all"]
+    assert s["samples"] == fuse_stats.samples == len(samples)
+    assert s["kinds"].get("fused", 0) == fuse_stats.fused and s["kinds"]["rft"] == fuse_stats.rft
+    assert s["k"] == {str(k): v for k, v in sorted(fuse_stats.k.items())}
+    # the same counter (tf-fuse's approximation) gives tf-fuse's own multiplier exactly
+    assert s["tokens"]["total"] == fuse_stats.tokens
+    assert s["tokens"]["rft_equivalent"] == fuse_stats.rft_tokens
+    assert s["tokens"]["multiplier"] == fuse_stats.multiplier
+    assert s["tokens"]["multiplier_by_k"]["0"] == 1.0
+    assert s["fuse"]["policy"] == "adaptive"
+    assert sum(s["segment_char_share"].values()) == pytest.approx(1.0)
+    by = stats_of(samples, by="kind")["samples"]["groups"]
+    assert by["rft"]["k"] == {"0": fuse_stats.rft}
+    assert by["rft"]["tokens"]["multiplier"] == 1.0
+
+
+# --------------------------------------------------------------------------- training runs
+
+
+def write_run(folder, losses):
+    from tf_tools.training.loop import StepInfo  # tf-train's own loss-log record
+
+    folder.mkdir(parents=True)
+    lines = [StepInfo(i + 1, (i + 1) / len(losses), loss, 1e-4, 1.0, 100 * (i + 1), 80 * (i + 1),
+                      120 * (i + 1), 0.5 * (i + 1)).record() for i, loss in enumerate(losses)]
+    write_jsonl(folder / "loss.jsonl", lines)
+    return folder
+
+
+def test_loss_log_from_run_folder_file_and_manifest(tmp_path):
+    run_a = write_run(tmp_path / "runs" / "a", [2.0, 1.5, 1.7, 1.2, 1.25])
+    run_b = write_run(tmp_path / "runs" / "b", [3.0, 2.0])
+    res = invoke([str(run_a), "--json"])
+    assert res.exit_code == 0, res.output
+    a = orjson.loads(res.stdout)["loss"]["runs"][str(run_a)]
+    assert (a["steps"], a["first_loss"], a["final_loss"]) == (5, 2.0, 1.25)
+    assert (a["min_loss"], a["min_loss_step"]) == (1.2, 4)
+    assert a["tokens"] == 500 and a["tokens_per_s"] == 200.0
+    assert a["curve"] == [[1, 2.0], [2, 1.5], [3, 1.7], [4, 1.2], [5, 1.25]]
+    same = orjson.loads(invoke([str(run_a / "loss.jsonl"), "--json"]).stdout)
+    assert same["loss"]["runs"][str(run_a)] == a
+    both = orjson.loads(invoke([str(run_a), str(run_b), "--json"]).stdout)["loss"]["runs"]
+    assert list(both) == [str(run_a), str(run_b)] and both[str(run_b)]["final_loss"] == 2.0
+    # tf-train's manifest on stdin: its loss log is read
+    manifest = {"run": str(run_a), "loss_log": str(run_a / "loss.jsonl"), "final_loss": 1.25}
+    res = invoke(["-", "--json"], [manifest])
+    assert orjson.loads(res.stdout)["loss"]["runs"][str(run_a)] == a
+    res = invoke([str(run_a), str(run_b)])
+    assert res.exit_code == 0 and "training runs" in res.stdout and "1.2500" in res.stdout
+    (tmp_path / "empty").mkdir()
+    res = invoke([str(tmp_path / "empty")])
+    assert res.exit_code == 1 and "without a loss.jsonl" in res.stderr
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_json_shape_tables_and_kinds_in_one_stream(graded_examples, qwen_pipeline, tmp_path):
+    problems, samples, _ = qwen_pipeline
+    paths = [write_jsonl(tmp_path / f"{n}.jsonl", r) for n, r in
+             (("graded", graded_examples["qwen"]), ("problems", problems), ("train", samples))]
+    res = invoke([*map(str, paths), "--json"])
+    assert res.exit_code == 0, res.output
+    d = orjson.loads(res.stdout)  # one JSON object
+    assert set(d) == {"records", "failed", "graded", "problems", "samples"}
+    assert d["records"] == 200 + 25 + len(samples) and d["failed"] == 0
+    assert set(d["graded"]) == {"all"}
+    assert {"accuracy", "pass_at_k", "maj_at_k", "problems_at_k", "verdicts", "tokens"} <= set(d["graded"]["all"])
+    assert {"error_rate", "entropy", "error_modes"} <= set(d["problems"]["all"])
+    assert {"kinds", "k", "tokens"} <= set(d["samples"]["all"])
+    res = invoke([*map(str, paths), "--by", "level", "--json"])
+    d = orjson.loads(res.stdout)
+    assert d["graded"]["by"] == "level" and len(d["graded"]["groups"]) == 5
+    res = invoke([*map(str, paths)])
+    assert res.exit_code == 0
+    for text in ("graded trajectories: 200 samples of 25 problems", "95.5%", "pass@k",
+                 "error rate per problem", "training samples:", "token multiplier"):
+        assert text in res.stdout
+    res = invoke([str(paths[0]), "--by", "level"])
+    assert "graded trajectories by level" in res.stdout and "Level 5" in res.stdout
+
+
+def test_plot_writes_readable_pngs(graded_examples, qwen_pipeline, tmp_path):
+    problems, samples, _ = qwen_pipeline
+    run = write_run(tmp_path / "run", [2.0, 1.5, 1.2])
+    paths = [write_jsonl(tmp_path / "g.jsonl", graded_examples["qwen"]),
+             write_jsonl(tmp_path / "p.jsonl", problems), write_jsonl(tmp_path / "t.jsonl", samples)]
+    res = invoke([*map(str, paths), str(run), "--plot", str(tmp_path / "plots"), "--json"])
+    assert res.exit_code == 0, res.output
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert pngs == ["graded_pass_at_k.png", "graded_tokens.png", "loss.png", "problems_entropy.png",
+                    "problems_error_modes.png", "problems_error_rate.png", "problems_pass_at_k.png",
+                    "samples_k.png"]
+    for name in pngs:
+        data = (tmp_path / "plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, name
+    assert "wrote" in res.stderr
+    res = invoke([str(paths[0]), "--by", "level", "--plot", str(tmp_path / "by")])
+    assert res.exit_code == 0 and (tmp_path / "by" / "graded_pass_at_k.png").stat().st_size > 10_000
+
+
+def test_bad_input_failed_records_and_empty_input(tmp_path):
+    res = invoke([], [{"id": "a", "problem": "2+2?"}])
+    assert res.exit_code == 1
+    assert "line 1 of <stdin>: cannot tell what this record is" in res.stderr
+    res = invoke([], [{"id": "a", "verdict": "maybe", "pred": None}])
+    assert res.exit_code == 1 and "unknown verdict 'maybe'" in res.stderr
+    failed = {"_raw": "{oops", "_tf": {"error": {"step": "grade", "message": "bad"}}}
+    res = invoke(["--json"], [*graded("p", [("correct", "1")]), failed])
+    d = orjson.loads(res.stdout)
+    assert res.exit_code == 0 and d["failed"] == 1 and d["graded"]["all"]["samples"] == 1
+    assert "1 records marked failed" in res.stderr
+    res = invoke([], [])
+    assert res.exit_code == 0 and "no records" in res.stdout
+    assert orjson.loads(invoke(["--json"], []).stdout) == {"records": 0, "failed": 0}
+    res = invoke([str(tmp_path / "missing.jsonl")])
+    assert res.exit_code == 1 and "no such file" in res.stderr
+
+
+def test_kind_detection():
+    assert kind_of({"messages": [], "kind": "rft"}) == "samples"
+    assert kind_of({"clusters": [], "n_correct": 1, "verdict": "x"}) == "problems"
+    assert kind_of({"verdict": "correct", "completion": "x"}) == "graded"
+    assert kind_of({"step": 1, "loss": 2.0}) == "loss"
+    assert kind_of({"loss_log": "runs/a/loss.jsonl"}) == "manifest"
+    assert kind_of({"completion": "x"}) == "trajectories"
+    assert kind_of({"problem": "x"}) is None
+
+
+def test_trajectories_before_grading():
+    recs = [{"id": f"p{i // 2}", "sample_idx": i % 2, "completion": "a b c", "finish_reason": f,
+             "_tf": {"sample": {"n_completion_tokens": 10 + i}}}
+            for i, f in enumerate(["stop", "stop", "length", "stop"])]
+    s = stats_of(recs)["trajectories"]["all"]
+    assert s["samples"] == 4 and s["problems"] == 2 and s["finish_reason"] == {"stop": 3, "length": 1}
+    assert s["tokens"]["source"] == "n_completion_tokens" and s["tokens"]["mean"] == 11.5
+    assert bin_counts([0, 0.1, 0.2, 0.5, 1.0], (0.0, 0.5, 1.0), exact_low=True, exact_high=True) == {
+        "0": 1, "(0, 0.5]": 3, "(0.5, 1)": 0, "1": 1}
+
+
+def test_help_has_examples_and_the_console_script_runs(graded_examples, tmp_path):
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0 and "tf-stats graded.jsonl" in res.stdout and "--by" in res.stdout
+    path = write_jsonl(tmp_path / "g.jsonl", graded_examples["gsm8k"])
+    exe = ROOT / ".venv" / "bin" / "tf-stats"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tf_tools.cli.stats"]
+    p = subprocess.run([*cmd, str(path), "--json"], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert orjson.loads(p.stdout)["graded"]["all"]["samples"] == 200
+
+
+# --------------------------------------------------------------------------- ../shared/data
+
+
+def convert(fmt, *inputs, limit=None):
+    cmd = [sys.executable, str(CONVERT), fmt, *map(str, inputs)]
+    if limit:
+        cmd += ["--limit-problems", str(limit)]
+    p = subprocess.run(cmd, capture_output=True, timeout=120, check=True)
+    return [orjson.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+
+def test_shared_tora_accuracy_matches_the_published_metrics(shared_data):
+    folder = shared_data / "trajectories" / "tora_gsm8k"
+    recs = convert("tora", folder)
+    # ToRA's own extracted answers, graded by tf-grade against the gold
+    out = list(grade_records(recs, GradeConfig(workers=2, pred_key="source_pred")))
+    s = stats_of(out, by="source.model")["graded"]
+    for model, g in s["groups"].items():
+        text = (folder / f"{model}_gsm8k_test.metrics").read_text()
+        published = float(text.split("Mean score: [")[1].split("]")[0])
+        assert g["problems"] == 1319 and g["pass_at_k"]["1"] == g["accuracy"]
+        assert 100 * g["accuracy"] == pytest.approx(published, abs=0.5), model
+    both = s["all"]
+    assert both["samples_per_problem"] == {"min": 2, "max": 2}
+    per = per_problem(out)
+    assert both["pass_at_k"]["2"] == sum(any(r["correct"] for r in rs) for rs in per.values()) / 1319
+
+
+def test_shared_qwen_math_every_summary(shared_data):
+    recs = convert("qwen25math", shared_data / "trajectories" / "qwen25math_math_cot_100_x8.jsonl",
+                   limit=40)
+    out = list(grade_records(recs, GradeConfig(workers=2)))
+    problems = list(cluster_records(out, ClusterConfig(workers=2)))
+    fuse_stats = FuseStats()
+    samples = list(fuse_records(problems, FuseConfig(seed=0), fuse_stats))
+    report = stats_of([*out, *problems, *samples])
+    g, p, t = report["graded"]["all"], report["problems"]["all"], report["samples"]["all"]
+    assert g["problems"] == p["problems"] == 40 and g["samples"] == 320
+    assert g["pass_at_k"]["1"] == g["accuracy"] == p["accuracy"]
+    assert g["pass_at_k"]["8"] == sum(q["n_correct"] > 0 for q in problems) / 40 == p["pass_at_k"]["8"]
+    assert p["error_rate"]["mean"] == pytest.approx(sum(q["error_rate"] for q in problems) / 40)
+    assert p["problems_no_correct"] == sum(q["n_correct"] == 0 for q in problems)
+    assert t["samples"] == fuse_stats.samples and t["tokens"]["multiplier"] == fuse_stats.multiplier
+    labelled = [r for r in out if isinstance(r.get("label"), bool)]
+    assert g["label_agreement"] == sum(r["label"] == r["correct"] for r in labelled) / len(labelled)
+    assert g["label_agreement"] > 0.9
+
+
+def test_shared_gsm8k_openai_by_model(shared_data):
+    recs = convert("gsm8k-openai", shared_data / "trajectories" / "gsm8k_openai_example_model_solutions.jsonl",
+                   limit=150)
+    out = list(grade_records(recs, GradeConfig(workers=2)))
+    s = stats_of(out, by="source.model")["graded"]
+    assert set(s["groups"]) == {"GPT-3 6B", "GPT-3 175B"}
+    for model, g in s["groups"].items():
+        mine = [r for r in out if r["source"]["model"] == model]
+        assert g["accuracy"] == sum(r["correct"] for r in mine) / len(mine)
+        assert g["pass_at_k"]["1"] == g["accuracy"]
+    # the bigger model is the better one, as the GSM8K paper reports
+    assert s["groups"]["GPT-3 175B"]["accuracy"] > s["groups"]["GPT-3 6B"]["accuracy"]

@@ -1,0 +1,111 @@
+"""tf-stats: summarise the output of any tf-tools stage (a sink: it writes no records)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from tf_tools.cli import common
+
+HELP = """Summarise any stage's output, telling the kind of record by its fields:
+trajectories (tf-sample), graded trajectories (tf-grade: accuracy, verdicts, pass@k with the
+unbiased estimator and maj@k for every k up to n, completion tokens), problem summaries
+(tf-cluster: error-rate and entropy distributions, error modes per problem), training
+samples (tf-fuse: fused vs RFT, the k distribution, the token multiplier) and training runs
+(a tf-train run folder, its loss.jsonl, or its manifest on stdin: the loss curve).
+
+Prints tables on stdout; --json prints one JSON object instead (every k, histograms,
+curves); --plot DIR also draws PNG charts. maj@k: majority vote over the first k samples
+(sample_idx order) among those with an answer; all correct answers count as one answer,
+wrong ones are grouped by tf-grade's normal form; ties go to the answer voted for first;
+no_answer and truncated samples do not vote; ungradable samples are left out of n.
+
+Examples:
+
+\b
+  tf-stats graded.jsonl
+  tf-grade trajectories.jsonl | tf-stats --by level
+  tf-stats --by source.model --json graded.jsonl | jq '.graded.groups[] | .pass_at_k["4"]'
+  tf-stats problems.jsonl --plot plots/      # error rate and entropy per problem (Figure 1)
+  tf-stats train.jsonl --tokenizer models/student   # token multiplier in the student's tokens
+  tf-stats runs/rft runs/tf --plot plots/    # two training runs' loss curves
+  tf-stats run/*.jsonl                       # every stage of a run, one section each
+"""
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@app.command(help=HELP, no_args_is_help=False)
+def stats(
+    inputs: Annotated[list[str] | None, typer.Argument(help="JSONL files of any stage, or tf-train run folders; '-' or none reads stdin.", show_default=False)] = None,
+    by: Annotated[str | None, typer.Option("--by", metavar="FIELD", help="Group by the value of FIELD (a dotted path reaches into objects: source.model).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (everything, machine-readable) instead of tables.")] = False,
+    plot: Annotated[str | None, typer.Option("--plot", metavar="DIR", help="Also write PNG charts into DIR (needs matplotlib).")] = None,
+    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Count training samples' tokens with this tokenizer (folder or .gguf) instead of tf-fuse's approximation.")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Relative tolerance when grouping wrong answers written as decimals (maj@k).")] = 1e-6,
+    id_key: common.IdKey = "id",
+    verbose: common.Verbose = 0,
+    quiet: common.Quiet = False,
+) -> None:
+    with common.command("tf-stats", verbose, quiet):
+        from tf_tools import console
+        from tf_tools.records import JsonlReader
+        from tf_tools.stats import StatsConfig, resolve_inputs, summarize
+
+        paths = resolve_inputs(common.require_input(inputs))
+        cfg = StatsConfig(by=by, id_key=id_key, tolerance=tolerance, tokenizer=tokenizer)
+        reader = JsonlReader(paths, step="stats")
+        report = summarize(reader, cfg, reader.where, lambda: reader.location()["file"])
+        summary = report.to_dict()
+        if report.failed:
+            console.warn(f"{report.failed} records marked failed upstream (_tf.error) were left out")
+        if by and report.runs:
+            console.warn("--by does not apply to loss logs: they are shown per run")
+        if plot:
+            from tf_tools.stats.plots import write_plots
+
+            for path in write_plots(report, plot):
+                console.log.warning("wrote %s", path)
+        if as_json:
+            _print_json(summary)
+        else:
+            _print_tables(summary)
+
+
+def _print_json(summary: dict[str, Any]) -> None:
+    import orjson
+
+    sys.stdout.buffer.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def _print_tables(summary: dict[str, Any]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from tf_tools.stats.report import tables
+
+    out = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
+    if not summary["records"]:
+        out.print("no records")
+        return
+    for t in tables(summary):
+        table = Table(title=t.title, caption=t.caption, box=box.SIMPLE_HEAD, title_justify="left",
+                      title_style="bold", caption_justify="left", show_header=len(t.columns) > 2)
+        for i, col in enumerate(t.columns):
+            table.add_column(col, justify="left" if i in t.left else "right",
+                             overflow="fold")
+        for j, row in enumerate(t.rows):
+            table.add_row(*row, end_section=t.total_row and j == len(t.rows) - 2)
+        out.print(table)
+
+
+def main() -> None:
+    app(prog_name="tf-stats")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""tf-stats' core: summarise the output of any tf-tools stage.
+
+    from tf_tools.records import read_jsonl_file
+    from tf_tools.stats import StatsConfig, summarize
+    report = summarize(read_jsonl_file("graded.jsonl"), StatsConfig(by="level"))
+    report.to_dict()["graded"]["all"]["pass_at_k"]["8"]
+
+- ``metrics.py``: pass@k (Chen et al. 2021, exact), maj@k (the rule is in its docstring),
+  quantiles and histogram bins;
+- ``kinds.py``: accumulators for trajectories, graded trajectories, problem summaries;
+- ``training.py``: accumulators for training samples (token multiplier) and loss logs;
+- ``summary.py``: which kind a record is, ``--by`` grouping, the ``Report``;
+- ``report.py``: the report as tables (plain data; the CLI draws them);
+- ``plots.py``: PNG charts with matplotlib (imported only there).
+
+It never prints, and reads its input once, holding per sample only what pass@k and maj@k
+need.
+"""
+
+from tf_tools.stats.metrics import (
+    CORRECT,
+    AnswerGrouper,
+    maj_at_k,
+    majority_curve,
+    pass_at_k,
+    pass_at_k_exact,
+)
+from tf_tools.stats.summary import (
+    KINDS,
+    Report,
+    StatsConfig,
+    field_value,
+    kind_of,
+    resolve_inputs,
+    summarize,
+)
+
+__all__ = [
+    "CORRECT", "KINDS", "AnswerGrouper", "Report", "StatsConfig", "field_value", "kind_of",
+    "maj_at_k", "majority_curve", "pass_at_k", "pass_at_k_exact", "resolve_inputs", "summarize",
+]

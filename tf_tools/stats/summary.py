@@ -1,0 +1,223 @@
+"""Tell what each record is, route it to its kind's accumulator, group by a field.
+
+A record is, by the fields it has (DESIGN §3), checked in this order:
+
+| kind | recognised by | written by |
+|---|---|---|
+| ``samples`` | ``messages`` | tf-fuse (or any chat data set) |
+| ``problems`` | ``clusters`` and ``n_correct`` | tf-cluster |
+| ``graded`` | ``verdict`` | tf-grade |
+| ``loss`` | ``step`` and ``loss`` | tf-train's ``RUN/loss.jsonl`` |
+| (manifest) | ``loss_log`` | tf-train's stdout: its loss log is read instead |
+| ``trajectories`` | ``completion`` | tf-sample |
+
+Several kinds may arrive in one stream (``tf-stats run/*.jsonl``); each gets its own
+section. Records marked failed upstream (``_tf.error``) are counted, not summarised.
+``--by FIELD`` splits every section by the value of a field (a dotted path reaches into
+objects: ``source.model``); loss logs are split by run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tf_tools.errors import InputError
+from tf_tools.records import is_failed
+from tf_tools.stats.kinds import GradedStats, ProblemStats, TrajectoryStats
+from tf_tools.stats.training import LossStats, SampleStats
+
+KINDS = ("trajectories", "graded", "problems", "samples", "loss")
+LOSS_LOG = "loss.jsonl"  # tf_tools.training.checkpoints.LOSS_LOG (not imported: it pulls torch paths)
+NONE = "(none)"
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    by: str | None = None  # group by this field (dotted path)
+    id_key: str = "id"
+    tolerance: float = 1e-6  # for grouping wrong answers in maj@k
+    tokenizer: str | None = None  # token counts of training samples: None = tf-fuse's approximation
+
+
+def kind_of(rec: dict[str, Any]) -> str | None:
+    if "messages" in rec:
+        return "samples"
+    if "clusters" in rec and "n_correct" in rec:
+        return "problems"
+    if "verdict" in rec:
+        return "graded"
+    if "step" in rec and "loss" in rec:
+        return "loss"
+    if "loss_log" in rec:
+        return "manifest"
+    if "completion" in rec:
+        return "trajectories"
+    return None
+
+
+def field_value(rec: dict[str, Any], path: str) -> str:
+    """The value of ``path`` in ``rec`` as a group name; a dotted path reaches into objects."""
+    if path in rec:
+        value = rec[path]
+    else:
+        value = rec
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return NONE
+            value = value[part]
+    if value is None:
+        return NONE
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def resolve_inputs(paths: Sequence[str]) -> list[str]:
+    """A training run folder stands for its loss log (``RUN/loss.jsonl``)."""
+    out = []
+    for p in paths:
+        if p != "-" and os.path.isdir(p):
+            log = os.path.join(p, LOSS_LOG)
+            if not os.path.isfile(log):
+                raise InputError(f"{p} is a folder without a {LOSS_LOG}",
+                                 hint="give JSONL files, or the run folder tf-train wrote (-o)")
+            p = log
+        out.append(p)
+    return out
+
+
+def run_name(path: str) -> str:
+    """runs/tf/loss.jsonl -> runs/tf; other.jsonl -> other.jsonl."""
+    if path in ("-", "<stdin>"):
+        return "loss"
+    if os.path.basename(path) == LOSS_LOG:
+        return os.path.dirname(path) or "."
+    return path
+
+
+def natural_key(name: str) -> list[Any]:
+    """"Level 2" before "Level 10"; "(none)" last."""
+    parts = re.split(r"(\d+)", name)
+    return [name == NONE, *((0, int(p)) if p.isdigit() else (1, p) for p in parts)]
+
+
+class Section:
+    """One kind's accumulators: everything together (``all``) and one per group."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+        self.all = make()
+        self.groups: dict[str, Any] = {}
+
+    def add(self, rec: dict[str, Any], pos: int, group: str | None, where: str | None) -> None:
+        self.all.add(rec, pos, where)
+        if group is not None:
+            acc = self.groups.get(group)
+            if acc is None:
+                acc = self.groups[group] = self.make()
+            acc.add(rec, pos, where)
+
+
+class Report:
+    """What tf-stats found in its input: a section per kind of record."""
+
+    def __init__(self, cfg: StatsConfig | None = None) -> None:
+        self.cfg = cfg if cfg is not None else StatsConfig()
+        self.records = 0
+        self.failed = 0
+        self.sections: dict[str, Section] = {}
+        self.runs: dict[str, LossStats] = {}  # loss logs, by run
+        self._counter: Any = None
+
+    def _section(self, kind: str) -> Section:
+        if kind not in self.sections:
+            cfg = self.cfg
+            make: Callable[[], Any] = {
+                "trajectories": lambda: TrajectoryStats(cfg.id_key),
+                "graded": lambda: GradedStats(cfg.id_key, cfg.tolerance),
+                "problems": lambda: ProblemStats(cfg.id_key, cfg.tolerance),
+                "samples": lambda: SampleStats(cfg.id_key, self.counter()),
+            }[kind]
+            self.sections[kind] = Section(make)
+        return self.sections[kind]
+
+    def counter(self) -> Any:
+        if self._counter is None:
+            from tf_tools.fusion.tokens import load_counter
+
+            self._counter = load_counter(self.cfg.tokenizer)
+        return self._counter
+
+    def add(self, rec: dict[str, Any], where: str | None = None, source: str | None = None) -> None:
+        pos = self.records
+        self.records += 1
+        if is_failed(rec):
+            self.failed += 1
+            return
+        kind = kind_of(rec)
+        if kind is None:
+            raise InputError(
+                "cannot tell what this record is: it has none of 'completion' (trajectory), "
+                "'verdict' (graded), 'clusters' (problem summary), 'messages' (training sample), "
+                "'step'+'loss' (loss log)", where,
+                "tf-stats reads the output of tf-sample, tf-grade, tf-cluster, tf-fuse or tf-train")
+        if kind == "loss":
+            self.run(run_name(source or "-")).add(rec, pos, where)
+        elif kind == "manifest":
+            self._read_manifest(rec, where)
+        else:
+            group = field_value(rec, self.cfg.by) if self.cfg.by else None
+            self._section(kind).add(rec, pos, group, where)
+
+    def run(self, name: str) -> LossStats:
+        if name not in self.runs:
+            self.runs[name] = LossStats()
+        return self.runs[name]
+
+    def _read_manifest(self, rec: dict[str, Any], where: str | None) -> None:
+        from tf_tools.records import JsonlReader
+
+        path = str(rec["loss_log"])
+        if not os.path.isfile(path):
+            raise InputError(f"the loss log {path} named by tf-train's manifest does not exist", where,
+                             "run tf-stats where tf-train ran, or give the run folder itself")
+        reader = JsonlReader([path])
+        stats = self.run(str(rec.get("run") or run_name(path)))
+        for i, line in enumerate(reader):
+            stats.add(line, i, reader.where())
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"records": self.records, "failed": self.failed}
+        for kind in KINDS:
+            if kind == "loss":
+                if self.runs:
+                    out["loss"] = {"runs": {name: s.summary() for name, s in self.runs.items()}}
+                continue
+            section = self.sections.get(kind)
+            if section is None:
+                continue
+            entry: dict[str, Any] = {"all": section.all.summary()}
+            if self.cfg.by:
+                entry["by"] = self.cfg.by
+                entry["groups"] = {g: section.groups[g].summary()
+                                   for g in sorted(section.groups, key=natural_key)}
+            out[kind] = entry
+        return out
+
+
+def summarize(records: Iterable[dict[str, Any]], cfg: StatsConfig | None = None,
+              where: Callable[[], str] | None = None,
+              source: Callable[[], str] | None = None) -> Report:
+    """Read every record and return the report (``Report.to_dict()`` for JSON).
+
+    ``where`` names the current line for error messages; ``source`` names the current input
+    file (loss logs of different runs are told apart by it).
+    """
+    report = Report(cfg)
+    for rec in records:
+        report.add(rec, where() if where else None, source() if source else None)
+    return report
