@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -100,7 +101,8 @@ def run_trainer(model_path: str, records: list[dict], max_length: int, args) -> 
     targs = TrainingArguments(
         output_dir=str(args.out / "trainer"), per_device_train_batch_size=args.micro_batch,
         gradient_accumulation_steps=args.global_batch // args.micro_batch, num_train_epochs=1,
-        learning_rate=args.lr, lr_scheduler_type="cosine", warmup_ratio=0.03, max_grad_norm=1.0,
+        learning_rate=args.lr, lr_scheduler_type="cosine", max_grad_norm=1.0,
+        warmup_steps=math.ceil(0.03 * math.ceil(len(rows) / args.global_batch)),
         weight_decay=0.0, save_strategy="no", report_to=[], logging_steps=10_000, seed=0,
         use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False,
     )

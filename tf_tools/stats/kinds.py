@@ -27,7 +27,12 @@ from tf_tools.stats.metrics import (
 
 VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")
 ERROR_RATE_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-ENTROPY_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0)
+ENTROPY_STEP = 0.5  # nats; bins up to 2 (ln 8 = 2.08 is the most N = 8 samples can show) or the max
+
+
+def entropy_edges(values: list[float]) -> list[float]:
+    top = max(2.0, math.ceil(max(values, default=0.0) / ENTROPY_STEP) * ENTROPY_STEP)
+    return [i * ENTROPY_STEP for i in range(round(top / ENTROPY_STEP) + 1)]
 
 
 def _order(rec: dict[str, Any], pos: int) -> tuple[int, Any, int]:
@@ -36,11 +41,16 @@ def _order(rec: dict[str, Any], pos: int) -> tuple[int, Any, int]:
     return (0, idx, pos) if ok else (1, 0, pos)
 
 
-def approx_tokens(text: str) -> int:
-    """tf-fuse's approximate count (``\\w+`` runs and single other non-space characters)."""
+@lru_cache(maxsize=1)
+def _approx_counter() -> Any:
     from tf_tools.fusion.tokens import ApproxTokenCounter
 
-    return ApproxTokenCounter().count([{"content": text}])
+    return ApproxTokenCounter()
+
+
+def approx_tokens(text: str) -> int:
+    """tf-fuse's approximate count (``\\w+`` runs and single other non-space characters)."""
+    return int(_approx_counter().count([{"content": text}]))
 
 
 def _ratio(a: int | Fraction, b: int) -> float | None:
@@ -251,10 +261,10 @@ class ProblemStats:
         self.maj_partial = 0  # problems whose trajectories do not add up to n (no maj@k)
 
     def add(self, rec: dict[str, Any], pos: int, where: str | None) -> None:
-        n, c, modes = (rec.get(k) for k in ("n", "n_correct", "n_error_modes"))
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, c, modes)):
-            raise InputError("problem summary needs integer 'n', 'n_correct' and 'n_error_modes'",
-                             where, "make problem summaries with tf-cluster")
+        n, c, modes = (_int(rec.get(k)) for k in ("n", "n_correct", "n_error_modes"))
+        if n is None or c is None or modes is None or not 0 <= c <= n or modes < 0:
+            raise InputError("problem summary needs integers 0 <= 'n_correct' <= 'n' and "
+                             "'n_error_modes' >= 0", where, "make problem summaries with tf-cluster")
         self.problems += 1
         self.modes.append(modes)
         if n == 0:
@@ -312,7 +322,7 @@ class ProblemStats:
                                                    exact_low=True, exact_high=True)},
             "entropy": {"over": "problems with at least one wrong-answer cluster",
                         **(describe(with_errors) or {"count": 0}),
-                        "histogram": bin_counts(with_errors, ENTROPY_EDGES, exact_low=True)},
+                        "histogram": bin_counts(with_errors, entropy_edges(with_errors), exact_low=True)},
             "error_modes": {"mean": _mean(self.modes),
                             "counts": {str(k): v for k, v in sorted(Counter(self.modes).items())}},
             "effective_modes_mean": _mean([math.exp(h) for h in with_errors]),
@@ -323,6 +333,10 @@ class ProblemStats:
             **self.curves.summary(),
             **({"problems_without_maj": self.maj_partial} if self.maj_partial else {}),
         }
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _mean(values: list[float] | list[int]) -> float | None:

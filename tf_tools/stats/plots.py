@@ -173,6 +173,8 @@ def _error_rate(plt: Any, groups: list[tuple[str, Any]]) -> Any:
 
 def _entropy(plt: Any, groups: list[tuple[str, Any]]) -> Any:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    left_out = sum(len(acc.entropies) - len(acc.error_entropies) for _n, acc in groups)
+    groups = [(name, acc) for name, acc in groups if acc.error_entropies]
     top = max((h for _n, acc in groups for h in acc.error_entropies), default=0.0)
     width = max(0.125, math.ceil(top / 24 * 8) / 8)
     n_bins = max(1, math.ceil((top + 1e-9) / width))
@@ -187,7 +189,6 @@ def _entropy(plt: Any, groups: list[tuple[str, Any]]) -> Any:
         ax.bar_label(container, labels=[str(int(p.get_height())) if p.get_height() else ""
                                         for p in container], fontsize=7, padding=1)
     n = sum(len(d) for d in data)
-    left_out = sum(len(acc.entropies) for _n, acc in groups) - n
     ax.set_xlabel("entropy over the clusters of wrong answers (nats); 0 = all wrong answers equal")
     ax.set_ylabel("problems")
     notes = [f"{sum(zero):,} at 0: all wrong answers equal" if sum(zero) else "",

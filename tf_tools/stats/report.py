@@ -69,7 +69,11 @@ def tables(report: dict[str, Any]) -> list[Table]:
 
 
 def _dots(*parts: str) -> str:
-    return " · ".join(p for p in parts if p)
+    return " · ".join(p for p in parts if p) or "-"
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def _tokens(t: dict[str, Any] | None) -> str:
@@ -98,7 +102,7 @@ def _capped(counts: dict[str, int], cap: int) -> dict[str, int]:
 
 
 def _k_table(s: dict[str, Any]) -> Table:
-    t = Table("pass@k (unbiased) and maj@k (majority vote over the first k)",
+    t = Table("pass@k and maj@k",
               ["k", "pass@k", "maj@k", "problems"])
     passes, majs, counts = s["pass_at_k"], s["maj_at_k"], s["problems_at_k"]
     for k in shown_ks(len(passes)):
@@ -140,7 +144,7 @@ def _trajectories(sec: dict[str, Any]) -> list[Table]:
                     num(g["tokens"]["mean"], 0) if g["tokens"] else "-"]
         return [_grouped(sec["by"], sec["groups"], s, "trajectories",
                          ["samples", "problems", "n", "truncated", "tokens"], row)]
-    t = Table(f"trajectories: {s['samples']:,} samples of {s['problems']:,} problems", ["", "value"], left=(0, 1),
+    t = Table(f"trajectories: {_n(s['samples'], 'sample')} of {_n(s['problems'], 'problem')}", ["", "value"], left=(0, 1),
               caption="grade them (tf-grade) for accuracy, pass@k and maj@k")
     t.rows += [["samples per problem", _spp(s)],
                ["finish reason", _dots(*(f"{k} {v:,}" for k, v in s["finish_reason"].items()))],
@@ -163,7 +167,7 @@ def _graded(sec: dict[str, Any]) -> list[Table]:
                           "truncated", "tokens"], row)]
     v = s["verdicts"]
     gradable = s["samples"] - v["ungradable"]
-    t = Table(f"graded trajectories: {s['samples']:,} samples of {s['problems']:,} problems",
+    t = Table(f"graded trajectories: {_n(s['samples'], 'sample')} of {_n(s['problems'], 'problem')}",
               ["", "value"], left=(0, 1))
     t.rows += [
         ["accuracy", f"{pct(s['accuracy'])}  ({v['correct']:,} of {gradable:,} gradable samples)"],
@@ -194,7 +198,7 @@ def _problems(sec: dict[str, Any]) -> list[Table]:
                          ["problems", "accuracy", "error rate", "entropy", "modes", "fusable",
                           "no correct", "pass@n", "maj@n"], row)]
     e, h, m = s["error_rate"], s["entropy"], s["error_modes"]
-    t = Table(f"problem summaries: {s['problems']:,} problems, {s['samples']:,} samples", ["", "value"],
+    t = Table(f"problem summaries: {_n(s['problems'], 'problem')}, {_n(s['samples'], 'sample')}", ["", "value"],
               left=(0, 1))
     t.rows += [
         ["accuracy", pct(s["accuracy"])],
@@ -205,12 +209,11 @@ def _problems(sec: dict[str, Any]) -> list[Table]:
                                           f"effective e^H {num(s['effective_modes_mean'], 2)} (problems with errors)")],
         ["problems with wrong answers", f"{h['count']:,}"],
         ["problems", _dots(f"{s['problems_all_correct']:,} all correct",
-                           f"{s['problems_fusable']:,} fusable (correct + wrong clusters)",
-                           f"{s['problems_no_correct']:,} without a correct sample")],
+                           f"{s['problems_fusable']:,} fusable",
+                           f"{s['problems_no_correct']:,} with no correct sample")],
     ]
     out = [t, _histogram("error rate per problem", "error rate", e["histogram"]),
-           _histogram("error entropy per problem with wrong answers (nats)", "entropy",
-                      h["histogram"]),
+           _histogram("entropy (nats), problems with errors", "entropy", h["histogram"]),
            _histogram("error modes per problem", "modes", _capped(m["counts"], 10))]
     if s["pass_at_k"]:
         out.append(_k_table(s))
@@ -227,7 +230,7 @@ def _samples(sec: dict[str, Any]) -> list[Table]:
         return [_grouped(sec["by"], sec["groups"], s, "training samples",
                          ["samples", "problems", "fused", "rft", "mean k", "token ×"], row)]
     tok = s["tokens"]
-    t = Table(f"training samples: {s['samples']:,} samples of {s['problems']:,} problems", ["", "value"],
+    t = Table(f"training samples: {_n(s['samples'], 'sample')} of {_n(s['problems'], 'problem')}", ["", "value"],
               left=(0, 1))
     t.rows += [
         ["kind", _dots(*(f"{k} {c:,} ({pct(c / s['samples'])})"

@@ -36,7 +36,6 @@ class SampleStats:
         self.samples = 0
         self.kinds: Counter[str] = Counter()
         self.k: Counter[int] = Counter()  # k of the samples that have one
-        self.k_by_kind: dict[str, Counter[int]] = {}
         self.ids: set[Hashable] = set()
         self.tokens = 0
         self.rft_tokens = 0
@@ -51,7 +50,7 @@ class SampleStats:
                 isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
             raise InputError("'messages' must be a list of {role, content} objects", where)
         self.samples += 1
-        kind = rec.get("kind") if isinstance(rec.get("kind"), str) else "other"
+        kind = rec["kind"] if isinstance(rec.get("kind"), str) else "other"
         self.kinds[kind] += 1
         pid = rec.get(self.id_key)
         self.ids.add(pid if isinstance(pid, Hashable) else repr(pid))
@@ -59,7 +58,6 @@ class SampleStats:
         k = k if isinstance(k, int) and not isinstance(k, bool) else None
         if k is not None:
             self.k[k] += 1
-            self.k_by_kind.setdefault(kind, Counter())[k] += 1
         n_tokens = self.counter.count(messages)
         n_rft = self._rft_tokens(messages, rec.get("segments"), n_tokens)
         self.tokens += n_tokens
@@ -72,7 +70,7 @@ class SampleStats:
             tf = rec.get("_tf")
             fuse = tf.get("fuse") if isinstance(tf, dict) else None
             if isinstance(fuse, dict):
-                params = fuse.get("parameters") if isinstance(fuse.get("parameters"), dict) else {}
+                params = fuse["parameters"] if isinstance(fuse.get("parameters"), dict) else {}
                 self.policy = {"policy": fuse.get("policy"), "tokenizer": params.get("tokenizer")}
 
     def _rft_tokens(self, messages: list[dict[str, Any]], segments: Any, n_tokens: int) -> int:

@@ -189,7 +189,10 @@ def _optimizer(model: Any, cfg: TrainConfig) -> Any:
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+    try:  # the fused kernel (CPU and CUDA since torch 2.4) is several times faster
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
 
 
 def identity(cfg: TrainConfig, model_path: str, data_fingerprint: str, n_samples: int) -> dict[str, Any]:
