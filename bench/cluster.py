@@ -10,7 +10,7 @@ per model), converted with ``examples/convert_trajectories.py zeroeval`` and gra
      one representative per cluster, fast paths, value/form shortcuts, math-verify in the
      killable pool with readability checks and a pair cache);
    - naive: every pair of answers compared with the same pairwise rule (answers read as
-     LaTeX, ``fast_equal``, then the value/form shortcut, then math-verify in a fresh pool of the same size, all
+     LaTeX, ``fast_equal`` both ways round, then the value/form shortcut, then math-verify in a fresh pool of the same size, all
      undecided pairs of a problem submitted at once so the workers stay busy), connected
      components of "equal". No keys, no representatives, no caches.
 
@@ -48,12 +48,12 @@ from tf_tools.clustering import (  # noqa: E402
     ClusterStats,
     Equivalence,
     cluster_answers,
+    fast_decision,
     form_of,
     forms_differ,
     is_fusable,
     latexify,
 )
-from tf_tools.grading.equivalence import fast_equal  # noqa: E402
 from tf_tools.records import group_by_id, read_jsonl_file  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
@@ -159,9 +159,9 @@ class Naive:
             edges, undecided = [], []
             for i in range(n):
                 for j in range(i + 1, n):
-                    res = fast_equal(preds[i], preds[j], self.cfg.tolerance)
-                    if res is not None:
-                        if res.equal:
+                    same = fast_decision(preds[i], preds[j], self.cfg.tolerance)
+                    if same is not None:
+                        if same:
                             edges.append((i, j))
                     elif not forms_differ(forms[i], forms[j]):
                         undecided.append((i, j))
@@ -211,7 +211,7 @@ def audit_shortcuts(work, cfg: ClusterConfig) -> None:
         reps = list(dict.fromkeys(latexify(p) for p in preds))
         for i, a in enumerate(reps):
             for b in reps[i + 1:]:
-                if fast_equal(a, b, cfg.tolerance) is None and forms_differ(form_of(a), form_of(b)):
+                if fast_decision(a, b, cfg.tolerance) is None and forms_differ(form_of(a), form_of(b)):
                     pairs.append((a, b))
     with VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb) as pool:
         equal = run_pool(pool, pairs)

@@ -6,8 +6,9 @@ against a plain transformers Trainer with a padding collator, on the same fused 
 The samples are real TrajFusion training data: the bundled teacher trajectories
 (examples/data: GSM8K with GPT-3 solutions, MATH with Qwen2.5-Math solutions) through
 tf-grade | tf-cluster | tf-fuse. For each model (the tiny random Qwen2 of the tests and
-SmolLM2-135M-Instruct) the same samples, the same steps (global batch 16 = micro-batch 4 x 4
-accumulation), lr, schedule and clipping run three ways in one process tree:
+SmolLM2-135M-Instruct) the same samples, the same steps (micro-batches of 4 samples, global
+batch 16 for the tiny model and 8 for SmolLM2, which trains at a few dozen tokens/s on a
+shared 2-core CPU), lr, schedule and clipping run three ways in one process tree:
 
 - baseline: transformers ``Trainer``, ``DataCollatorForSeq2Seq`` (pads every micro-batch to
   its longest sample, labels -100 on the prompt: the same tokens and loss mask as ours), the
@@ -23,6 +24,7 @@ move by 10-20% between runs; the padding shares do not.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -65,7 +67,7 @@ def pick(records: list[dict], tokenizer, max_length: int, limit: int) -> list[di
     return mixed[:limit]
 
 
-def run_trainer(model_path: str, records: list[dict], max_length: int, args) -> dict:
+def run_trainer(model_path: str, records: list[dict], max_length: int, gb: int, args) -> dict:
     """The baseline: a plain Trainer and a padding collator."""
     import torch
     from accelerate.state import AcceleratorState
@@ -97,48 +99,70 @@ def run_trainer(model_path: str, records: list[dict], max_length: int, args) -> 
         seen["slots"] += batch["input_ids"].numel()
         return batch
 
+    from transformers import TrainerCallback
+
+    marks: list[tuple[float, int]] = []  # (time, non-padding tokens) at each step's end
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, targs, state, control, **kw):  # noqa: ANN001, ANN003
+            marks.append((time.perf_counter(), state.num_input_tokens_seen))
+
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     targs = TrainingArguments(
         output_dir=str(args.out / "trainer"), per_device_train_batch_size=args.micro_batch,
-        gradient_accumulation_steps=args.global_batch // args.micro_batch, num_train_epochs=1,
+        gradient_accumulation_steps=gb // args.micro_batch, num_train_epochs=1,
         learning_rate=args.lr, lr_scheduler_type="cosine", max_grad_norm=1.0,
-        warmup_steps=math.ceil(0.03 * math.ceil(len(rows) / args.global_batch)),
+        warmup_steps=math.ceil(0.03 * math.ceil(len(rows) / gb)),
         weight_decay=0.0, save_strategy="no", report_to=[], logging_steps=10_000, seed=0,
         use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
     )
-    trainer = Trainer(model=model, args=targs, train_dataset=rows, data_collator=collate)
-    metrics = trainer.train().metrics
+    trainer = Trainer(model=model, args=targs, train_dataset=rows, data_collator=collate,
+                      callbacks=[Clock()])
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts
+        metrics = trainer.train().metrics
     AcceleratorState._reset_state(True)
     seconds = metrics["train_runtime"]
+    steady = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0]) if len(marks) > 1 else None
     return {"tokens": seen["tokens"], "slots": seen["slots"], "seconds": seconds,
-            "loss": metrics.get("train_loss")}
+            "loss": metrics.get("train_loss"), "steady": steady, "steps": len(marks)}
 
 
-def run_tf_train(model_path: str, data: Path, run: Path, max_length: int, args, *extra: str) -> dict:
+def run_tf_train(model_path: str, data: Path, run: Path, max_length: int, gb: int, args,
+                 *extra: str) -> dict:
     cmd = [str(BIN / "tf-train"), "-m", model_path, str(data), "-o", str(run), "--overwrite",
-           "--epochs", "1", "--global-batch-size", str(args.global_batch), "--micro-batch-size",
+           "--epochs", "1", "--global-batch-size", str(gb), "--micro-batch-size",
            str(args.micro_batch), "--lr", str(args.lr), "--max-length", str(max_length), "-q", *extra]
     proc = subprocess.run(cmd, capture_output=True, env=ENV)
     if proc.returncode != 0:
         sys.exit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr.decode()[-3000:]}")
     m = json.loads(proc.stdout)
-    return {"tokens": m["tokens_seen"], "slots": round(m["tokens_seen"] / (1 - m["padding_share"]))
+    log = [json.loads(line) for line in (run / "loss.jsonl").read_text().splitlines()]
+    steady = ((log[-1]["tokens"] - log[0]["tokens"]) / (log[-1]["seconds"] - log[0]["seconds"])
+              if len(log) > 1 else None)
+    return {"steady": steady, "tokens": m["tokens_seen"], "slots": round(m["tokens_seen"] / (1 - m["padding_share"]))
             if m["padding_share"] < 1 else 0, "seconds": m["train_seconds"], "loss": m["final_loss"],
             "padding": m["padding_share"], "steps": m["steps"]}
 
 
 def report(name: str, results: dict[str, dict]) -> list[str]:
+    """One table per model: padding, loop seconds, useful tok/s over the whole loop and over
+    steps 2+ (the first step carries one-time start-up costs on both sides), ratios."""
     base = results["baseline Trainer"]
-    base_rate = base["tokens"] / base["seconds"]
     lines = [f"\n== {name}: {results['_n']} samples, {base['tokens']} non-padding tokens, "
-             f"max length {results['_max_length']}",
-             f"{'run':<28}{'padding':>9}{'seconds':>10}{'useful tok/s':>14}{'vs baseline':>13}"]
+             f"max length {results['_max_length']}, {base['steps']} optimizer steps",
+             f"{'run':<22}{'padding':>8}{'loop s':>8}{'useful tok/s':>14}{'ratio':>7}"
+             f"{'steps 2+ tok/s':>16}{'ratio':>7}"]
     for label, r in results.items():
         if label.startswith("_"):
             continue
         pad = r.get("padding", 1 - r["tokens"] / r["slots"])
         rate = r["tokens"] / r["seconds"]
-        lines.append(f"{label:<28}{100 * pad:>8.1f}%{r['seconds']:>10.1f}{rate:>14.0f}{rate / base_rate:>12.2f}x")
+        steady = r.get("steady")
+        lines.append(
+            f"{label:<22}{100 * pad:>7.1f}%{r['seconds']:>8.1f}{rate:>14.0f}"
+            f"{rate / (base['tokens'] / base['seconds']):>6.2f}x"
+            + (f"{steady:>16.0f}{steady / base['steady']:>6.2f}x" if steady and base.get("steady") else ""))
     return lines
 
 
@@ -147,9 +171,10 @@ def main() -> None:
     ap.add_argument("--models", default="tiny,smollm2")
     ap.add_argument("--tiny-samples", type=int, default=96)
     ap.add_argument("--tiny-max-length", type=int, default=1024)
-    ap.add_argument("--smollm2-samples", type=int, default=32)
-    ap.add_argument("--smollm2-max-length", type=int, default=512)
-    ap.add_argument("--global-batch", type=int, default=16)
+    ap.add_argument("--smollm2-samples", type=int, default=16)
+    ap.add_argument("--smollm2-max-length", type=int, default=384)
+    ap.add_argument("--global-batch", type=int, default=16, help="tiny model")
+    ap.add_argument("--smollm2-global-batch", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "train")
@@ -171,20 +196,22 @@ def main() -> None:
             from tests.tiny_model import build_tiny_qwen2
 
             path, limit, max_length = str(build_tiny_qwen2(args.out / "tiny-qwen2")), args.tiny_samples, args.tiny_max_length
+            gb = args.global_batch
         else:
             cache = Path(os.environ.get("TF_TOOLS_CACHE", Path.home() / ".cache" / "tf-tools"))
             path, limit, max_length = str(export_smollm2(cache / "smollm2-135m-instruct")), args.smollm2_samples, args.smollm2_max_length
+            gb = args.smollm2_global_batch
         chosen = pick(records, AutoTokenizer.from_pretrained(path), max_length, limit)
         subset = args.out / f"{name}.jsonl"
         subset.write_text("".join(json.dumps(r) + "\n" for r in chosen))
         results: dict[str, dict] = {"_n": len(chosen), "_max_length": max_length}
         print(f"bench: {name}: baseline Trainer ...", file=sys.stderr)
-        results["baseline Trainer"] = run_trainer(path, chosen, max_length, args)
+        results["baseline Trainer"] = run_trainer(path, chosen, max_length, gb, args)
         print(f"bench: {name}: tf-train ...", file=sys.stderr)
-        results["tf-train"] = run_tf_train(path, subset, args.out / f"run-{name}", max_length, args)
+        results["tf-train"] = run_tf_train(path, subset, args.out / f"run-{name}", max_length, gb, args)
         print(f"bench: {name}: tf-train --packing ...", file=sys.stderr)
         results["tf-train --packing"] = run_tf_train(path, subset, args.out / f"run-{name}-packed",
-                                                     max_length, args, "--packing")
+                                                     max_length, gb, args, "--packing")
         lines = report(name, results)
         print("\n".join(lines), flush=True)
         out_lines += lines

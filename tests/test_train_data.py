@@ -10,7 +10,6 @@ from tf_tools.errors import InputError
 from tf_tools.fusion.text import assemble
 from tf_tools.training.data import (
     DataConfig,
-    balanced_split,
     load_samples,
     pack_batch,
     pack_rows,
@@ -161,18 +160,19 @@ def test_long_samples_are_skipped_and_reported_never_cut(tok):
 def test_plan_keeps_every_sample_once_per_epoch_and_groups_lengths():
     rng = np.random.default_rng(0)
     lengths = rng.integers(10, 1000, size=203).tolist()
-    for balance in (False, True):
+    for grouped in (True, False):
         plan = plan_epoch(lengths, epoch=1, seed=3, global_batch=16, n_micro=4,
-                          balance_tokens=balance)
+                          group_by_length=grouped)
         flat = [i for step in plan for micro in step for i in micro]
-        assert sorted(flat) == list(range(203))
+        assert sorted(flat) == list(range(203))  # the remainder (203 = 12 x 16 + 11) is kept
         assert all(len(step) == 4 and all(step) for step in plan)
+        assert len(plan) == 13 and max(len(m) for s in plan for m in s) == 4
     plain = plan_epoch(lengths, 1, 3, 16, 4)
     assert plain == plan_epoch(lengths, 1, 3, 16, 4)  # deterministic
     assert plain != plan_epoch(lengths, 2, 3, 16, 4)  # reshuffled per epoch
-    # packing and padding plans put the same samples in each step
-    packed = plan_epoch(lengths, 1, 3, 16, 4, balance_tokens=True)
-    assert [sorted(sum(s, [])) for s in plain] == [sorted(sum(s, [])) for s in packed]
+    # the same global batches whatever the number of processes (micro-batches per step)
+    assert [sorted(sum(s, [])) for s in plain] == [sorted(sum(s, [])) for s in plan_epoch(lengths, 1, 3, 16, 8)]
+
     # length grouping: far less padding than random batches
     def padding(plan):
         slots = sum(len(m) * max(lengths[i] for i in m) for s in plan for m in s)
@@ -180,15 +180,21 @@ def test_plan_keeps_every_sample_once_per_epoch_and_groups_lengths():
     assert padding(plain) < 0.5 * padding(plan_epoch(lengths, 1, 3, 16, 4, group_by_length=False))
 
 
-def test_balanced_split_and_pack_rows():
+def test_pack_rows_pads_least():
     lengths = [900, 800, 500, 400, 300, 100, 50]
-    parts = balanced_split(list(range(7)), lengths, 3)
-    assert sorted(sum(parts, [])) == list(range(7)) and all(parts)
     rows = pack_rows(lengths, capacity=1100)
     loads = [sum(lengths[i] for i in r) for r in rows]
     assert sorted(sum(rows, [])) == list(range(7)) and max(loads) <= 1100
-    assert len(rows) == 3  # ceil(3050 / 1100)
+    assert len(rows) * max(loads) == 3300  # 3 rows; one row per sample would take 7 x 900
     assert pack_rows([5, 5, 5], capacity=100) == [[0, 1, 2]]
+    assert sorted(pack_rows([900, 880, 870], capacity=1000)) == [[0], [1], [2]]  # padded layout
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        lens = rng.integers(1, 500, size=int(rng.integers(1, 12))).tolist()
+        rows = pack_rows(lens, capacity=600)
+        width = max(sum(lens[i] for i in r) for r in rows)
+        assert width <= 600 and sorted(sum(rows, [])) == list(range(len(lens)))
+        assert len(rows) * width <= len(lens) * max(lens)  # never more slots than padding
 
 
 # ----------------------------------------------------------------------------- packing

@@ -70,7 +70,8 @@ def train(
 
         from tf_tools.errors import UsageError
         from tf_tools.records import JsonlReader, JsonlWriter
-        from tf_tools.training import TrainConfig, train as run_training
+        from tf_tools.training import TrainConfig
+        from tf_tools.training import train as run_training
 
         if not model:
             raise UsageError("no model: give the student with -m/--model")

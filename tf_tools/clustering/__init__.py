@@ -12,6 +12,7 @@ from tf_tools.clustering.answers import (
     canonical_key,
     cluster_answers,
     entropy,
+    fast_decision,
     form_of,
     forms_differ,
 )
@@ -29,5 +30,6 @@ from tf_tools.clustering.values import constant_value, latexify
 __all__ = [
     "GRADE_HINT", "SAMPLE_KEYS", "VERDICTS", "ClusterConfig", "ClusterStats", "Equivalence",
     "canonical_key", "cluster_answers", "cluster_records", "constant_value", "entropy",
+    "fast_decision",
     "form_of", "forms_differ", "is_fusable", "latexify", "skip_ids", "summarize_problem",
 ]

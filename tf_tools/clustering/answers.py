@@ -126,6 +126,19 @@ def forms_differ(a: Form, b: Form) -> bool:
 # --------------------------------------------------------------------------- equivalence
 
 
+def fast_decision(a: str, b: str, tolerance: float = 1e-6) -> bool | None:
+    """``fast_equal`` both ways round (either saying "equal" wins): clustering needs a
+    symmetric relation, and fast_equal's gold side is special (a number as gold against
+    prose is decided "different", prose as gold against a number is left to SymPy)."""
+    first = fast_equal(a, b, tolerance)
+    if first is not None and first.equal:
+        return True
+    second = fast_equal(b, a, tolerance)
+    if second is not None and second.equal:
+        return True
+    return None if first is None and second is None else False
+
+
 class Equivalence:
     """Answer equivalence for clustering: fast paths here, math-verify in a killable pool.
 
@@ -151,8 +164,7 @@ class Equivalence:
 
     def fast(self, rep: str, cand: str) -> bool | None:
         self.stats.checks += 1
-        res = fast_equal(rep, cand, self.cfg.tolerance)
-        return None if res is None else res.equal
+        return fast_decision(rep, cand, self.cfg.tolerance)
 
     def prefetch(self, answers: Iterable[str]) -> None:
         """Check, in parallel and once per run, whether math-verify can read each answer."""

@@ -235,7 +235,7 @@ def fingerprint(samples: Sequence[Sample]) -> str:
 
 
 def plan_epoch(lengths: Sequence[int], epoch: int, seed: int, global_batch: int,
-               n_micro: int, group_by_length: bool = True, balance_tokens: bool = False,
+               n_micro: int, group_by_length: bool = True,
                group_factor: int = 16) -> list[list[list[int]]]:
     """The optimizer steps of one epoch: steps -> ``n_micro`` micro-batches -> sample indices.
 
@@ -243,9 +243,9 @@ def plan_epoch(lengths: Sequence[int], epoch: int, seed: int, global_batch: int,
     is sorted by length so a batch holds samples of similar length (little padding), and the
     batches are then shuffled. A remainder too small to give every micro-batch a sample
     joins the previous batch, so no sample is dropped. Inside a batch, samples are sorted by
-    length and cut into ``n_micro`` near-equal consecutive micro-batches (padded rows), or
-    with ``balance_tokens`` (packed rows) dealt out so every micro-batch gets about the same
-    number of tokens. Which samples make up a step does not depend on either choice.
+    length and cut into ``n_micro`` near-equal consecutive micro-batches: micro-batches of
+    similar lengths, and process r taking every world-th one gets about the same work as
+    the others.
     """
     n = len(lengths)
     if n < n_micro:
@@ -268,22 +268,8 @@ def plan_epoch(lengths: Sequence[int], epoch: int, seed: int, global_batch: int,
     steps = []
     for b in batches:
         b = b[np.argsort(-lens[b], kind="stable")]
-        if balance_tokens:
-            steps.append(balanced_split(b.tolist(), lens, n_micro))
-        else:
-            steps.append([chunk.tolist() for chunk in np.array_split(b, n_micro)])
+        steps.append([chunk.tolist() for chunk in np.array_split(b, n_micro)])
     return steps
-
-
-def balanced_split(indices: list[int], lengths: Any, parts: int) -> list[list[int]]:
-    """Longest first, each to the part with the fewest tokens (LPT): no part is empty."""
-    loads = [0] * parts
-    out: list[list[int]] = [[] for _ in range(parts)]
-    for i in sorted(indices, key=lambda i: -int(lengths[i])):
-        p = min(range(parts), key=lambda p: (len(out[p]) > 0, loads[p], p))
-        out[p].append(i)
-        loads[p] += int(lengths[i])
-    return out
 
 
 def rank_share(step: list[list[int]], rank: int, world: int) -> list[list[int]]:
@@ -340,25 +326,34 @@ def pad_batch(samples: Sequence[Sample], pad_id: int) -> Batch:
                  sum(len(s) for s in samples), ids.size)
 
 
-def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """Sample indices per row: the fewest rows of at most ``capacity`` tokens, balanced.
+def _deal(order: list[int], lengths: Sequence[int], n_rows: int) -> tuple[list[list[int]], int]:
+    """Longest first, each sample to the shortest row (LPT); the rows and the longest load."""
+    rows: list[list[int]] = [[] for _ in range(n_rows)]
+    loads = [0] * n_rows
+    for i in order:
+        r = min(range(n_rows), key=lambda r: (loads[r], r))
+        rows[r].append(i)
+        loads[r] += lengths[i]
+    return rows, max(loads)
 
-    Rows are padded to the longest, so equal rows waste least: deal the samples longest
-    first to the shortest row (LPT) over r = ceil(total / capacity) rows, and add a row
-    while one overflows.
+
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Sample indices per row, rows of at most ``capacity`` tokens, as few padded slots as can be.
+
+    Rows are padded to the longest, so for each row count r from ceil(total / capacity) up
+    to one sample per row (the padded layout), deal the samples over r rows (LPT) and keep
+    the r with the fewest slots (r x longest row): packing never pads more than padding.
     """
-    total = sum(lengths)
-    n_rows = max(1, -(-total // capacity))
-    while True:
-        rows: list[list[int]] = [[] for _ in range(n_rows)]
-        loads = [0] * n_rows
-        for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-            r = min(range(n_rows), key=lambda r: (loads[r], r))
-            rows[r].append(i)
-            loads[r] += lengths[i]
-        if max(loads) <= capacity or n_rows >= len(lengths):
-            return [row for row in rows if row]
-        n_rows += 1
+    n = len(lengths)
+    order = sorted(range(n), key=lambda i: -lengths[i])
+    best: tuple[int, list[list[int]]] | None = None
+    for n_rows in range(max(1, -(-sum(lengths) // capacity)), n + 1):
+        rows, longest = _deal(order, lengths, n_rows)
+        if longest <= capacity and (best is None or n_rows * longest < best[0]):
+            best = (n_rows * longest, rows)
+    if best is None:  # a sample longer than the capacity: one per row
+        return [[i] for i in order]
+    return [row for row in best[1] if row]
 
 
 def pack_batch(samples: Sequence[Sample], pad_id: int, capacity: int,
@@ -373,6 +368,8 @@ def pack_batch(samples: Sequence[Sample], pad_id: int, capacity: int,
     import torch
 
     rows = pack_rows([len(s) for s in samples], capacity)
+    if all(len(row) == 1 for row in rows):
+        return pad_batch(samples, pad_id)  # nothing shares a row: no 4D mask needed
     width = max(sum(len(samples[i]) for i in row) for row in rows)
     n_rows = len(rows)
     ids = np.full((n_rows, width), pad_id, dtype=np.int64)

@@ -226,7 +226,7 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     check_model_path(cfg.model)
     import torch
     from accelerate import Accelerator, PartialState
-    from accelerate.utils import set_seed
+    from accelerate.utils import GradientAccumulationPlugin, set_seed
     from transformers import get_cosine_schedule_with_warmup
     from transformers.utils import logging as hf_logging
 
@@ -268,29 +268,39 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     n_micro = accum * world
     lengths = [len(s) for s in samples]
     steps_per_epoch = len(plan_epoch(lengths, 0, cfg.seed, cfg.global_batch_size, n_micro,
-                                     cfg.group_by_length, cfg.packing))
+                                     cfg.group_by_length))
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
     warmup = math.ceil(cfg.warmup_ratio * total_steps)
 
-    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=accum,
-                              mixed_precision=_precision(cfg.precision),
+    # the accumulation steps follow from --global-batch-size; a plugin (not the plain
+    # argument) keeps ACCELERATE_GRADIENT_ACCUMULATION_STEPS from overriding them
+    accelerator = Accelerator(cpu=cpu, mixed_precision=_precision(cfg.precision),
+                              gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=accum),
                               step_scheduler_with_optimizer=False)
     ds = getattr(accelerator.state, "deepspeed_plugin", None)
-    if ds is not None:  # DeepSpeed wants the micro-batch size before prepare()
+    if ds is not None:  # DeepSpeed wants these in its config before prepare()
         ds.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.micro_batch_size
+        ds.deepspeed_config["gradient_accumulation_steps"] = accum
+        if ds.deepspeed_config.get("gradient_clipping", "auto") == "auto":
+            ds.deepspeed_config["gradient_clipping"] = cfg.max_grad_norm
     set_seed(cfg.seed)
     model = _load_model(cfg)  # after Accelerator: ZeRO-3 partitions while loading
     attn = getattr(model.config, "_attn_implementation", None) or "sdpa"
     optimizer = _optimizer(model, cfg)
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
+    if accelerator.gradient_accumulation_steps != accum:
+        raise UsageError(f"the accelerate/DeepSpeed config sets gradient_accumulation_steps="
+                         f"{accelerator.gradient_accumulation_steps}; tf-train derives it from "
+                         f"--global-batch-size ({accum} here)",
+                         hint="remove gradient_accumulation_steps from the config (or set it to auto)")
     accelerator.register_for_checkpointing(scheduler)
     model.train()
 
-    start_step, totals, resumed_from = 0, {"tokens": 0, "trained_tokens": 0, "slots": 0,
-                                           "seconds": 0.0}, None
+    start_step, resumed_from = 0, None
+    totals: dict[str, Any] = {"tokens": 0, "trained_tokens": 0, "slots": 0, "seconds": 0.0}
     latest = run.latest() if mode == "resume" else None
     if latest is not None:
         accelerator.load_state(str(latest))
@@ -327,7 +337,7 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
                 epoch, index = divmod(step, steps_per_epoch)
                 if epoch != plan_epoch_no:
                     plan = plan_epoch(lengths, epoch, cfg.seed, cfg.global_batch_size, n_micro,
-                                      cfg.group_by_length, cfg.packing)
+                                      cfg.group_by_length)
                     plan_epoch_no = epoch
                 t0 = time.perf_counter()
                 loss, lr, grad_norm, n_tok, n_trained, n_slots = loop.step(plan[index])
@@ -353,9 +363,12 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
         if log is not None:
             log.close()
 
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     run.save_final(accelerator, model, tokenizer, _student_dtype(cfg.model, cfg.save_dtype))
     manifest = _manifest(cfg, run, last, totals, stats, len(samples), total_steps, resolved,
                          resumed_from, ident["data"])
+    if peak is not None:
+        manifest["peak_gpu_memory_gib"] = round(peak, 3)
     if main:
         run.write_manifest(manifest)
     accelerator.end_training()
