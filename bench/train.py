@@ -1,24 +1,27 @@
 """Benchmark: useful (non-padding) tokens per second of tf-train, with and without --packing,
 against a plain transformers Trainer with a padding collator, on the same fused samples.
 
-    python bench/train.py [--models tiny,smollm2] [--tiny-samples 96] [--smollm2-samples 32]
+    python bench/train.py [--models tiny,smollm2] [--tiny-samples 96] [--smollm2-samples 16]
 
 The samples are real TrajFusion training data: the bundled teacher trajectories
 (examples/data: GSM8K with GPT-3 solutions, MATH with Qwen2.5-Math solutions) through
 tf-grade | tf-cluster | tf-fuse. For each model (the tiny random Qwen2 of the tests and
-SmolLM2-135M-Instruct) the same samples, the same steps (micro-batches of 4 samples, global
-batch 16 for the tiny model and 8 for SmolLM2, which trains at a few dozen tokens/s on a
-shared 2-core CPU), lr, schedule and clipping run three ways in one process tree:
+SmolLM2-135M-Instruct, which trains at a few dozen tokens/s on a shared 2-core CPU) the same
+samples, the same steps (micro-batches of 4 samples; global batch 16 for the tiny model, 4
+for SmolLM2), lr, schedule and clipping run, one after the other in this process:
 
 - baseline: transformers ``Trainer``, ``DataCollatorForSeq2Seq`` (pads every micro-batch to
   its longest sample, labels -100 on the prompt: the same tokens and loss mask as ours), the
-  default random order;
-- tf-train (length-grouped padded micro-batches), and tf-train --packing.
+  default random order, float32, the Trainer's default (fused) AdamW;
+- tf-train (length-grouped padded micro-batches), and tf-train --packing; for the tiny
+  model also both without length grouping (random order, as the baseline), which shows what
+  packing alone removes.
 
 Useful tokens/s = non-padding tokens / training-loop seconds (model loading and tokenisation
-left out on both sides: the Trainer's ``train_runtime``, tf-train's ``train_seconds``). The
-padding share counts what each side actually fed the model. CPU timings on a shared machine
-move by 10-20% between runs; the padding shares do not.
+left out on both sides: the Trainer's ``train_runtime``, tf-train's ``train_seconds``); then
+the same over steps 2+ (the first step carries one-time start-up costs), per wall second and
+per CPU second of this process. Wall time on a shared machine moves by tens of percent with
+the other jobs; CPU time much less; the padding shares not at all.
 """
 
 from __future__ import annotations
@@ -67,8 +70,25 @@ def pick(records: list[dict], tokenizer, max_length: int, limit: int) -> list[di
     return mixed[:limit]
 
 
+class Clock:
+    """(wall, cpu, non-padding tokens) at the end of every optimizer step."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, float, int]] = []
+
+    def mark(self, tokens: int) -> None:
+        self.marks.append((time.perf_counter(), time.process_time(), tokens))
+
+    def steady(self) -> tuple[float | None, float | None]:
+        """Useful tokens per wall second and per CPU second over steps 2+."""
+        if len(self.marks) < 2:
+            return None, None
+        (w0, c0, t0), (w1, c1, t1) = self.marks[0], self.marks[-1]
+        return (t1 - t0) / (w1 - w0), (t1 - t0) / (c1 - c0)
+
+
 def run_trainer(model_path: str, records: list[dict], max_length: int, gb: int, args) -> dict:
-    """The baseline: a plain Trainer and a padding collator."""
+    """The baseline: a plain Trainer and a padding collator, the default random order."""
     import torch
     from accelerate.state import AcceleratorState
     from transformers import (
@@ -76,6 +96,7 @@ def run_trainer(model_path: str, records: list[dict], max_length: int, gb: int, 
         AutoTokenizer,
         DataCollatorForSeq2Seq,
         Trainer,
+        TrainerCallback,
         TrainingArguments,
     )
     from transformers.utils import logging as hf_logging
@@ -85,7 +106,7 @@ def run_trainer(model_path: str, records: list[dict], max_length: int, gb: int, 
     hf_logging.set_verbosity_error()
     tok = AutoTokenizer.from_pretrained(model_path)
     rows = []
-    for r in records:
+    for r in records:  # the same token ids and loss mask tf-train uses
         s = tokenize_record(r, tok, DataConfig(max_length=max_length))
         ids = s.input_ids.tolist()
         rows.append({"input_ids": ids, "attention_mask": [1] * len(ids),
@@ -99,13 +120,11 @@ def run_trainer(model_path: str, records: list[dict], max_length: int, gb: int, 
         seen["slots"] += batch["input_ids"].numel()
         return batch
 
-    from transformers import TrainerCallback
+    clock = Clock()
 
-    marks: list[tuple[float, int]] = []  # (time, non-padding tokens) at each step's end
-
-    class Clock(TrainerCallback):
+    class Steps(TrainerCallback):
         def on_step_end(self, targs, state, control, **kw):  # noqa: ANN001, ANN003
-            marks.append((time.perf_counter(), state.num_input_tokens_seen))
+            clock.mark(state.num_input_tokens_seen)
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     targs = TrainingArguments(
@@ -118,51 +137,51 @@ def run_trainer(model_path: str, records: list[dict], max_length: int, gb: int, 
         include_num_input_tokens_seen="non_padding",
     )
     trainer = Trainer(model=model, args=targs, train_dataset=rows, data_collator=collate,
-                      callbacks=[Clock()])
+                      callbacks=[Steps()])
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts
         metrics = trainer.train().metrics
     AcceleratorState._reset_state(True)
-    seconds = metrics["train_runtime"]
-    steady = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0]) if len(marks) > 1 else None
-    return {"tokens": seen["tokens"], "slots": seen["slots"], "seconds": seconds,
-            "loss": metrics.get("train_loss"), "steady": steady, "steps": len(marks)}
+    wall, cpu = clock.steady()
+    return {"tokens": seen["tokens"], "padding": 1 - seen["tokens"] / seen["slots"],
+            "seconds": metrics["train_runtime"], "steady": wall, "cpu": cpu, "steps": len(clock.marks),
+            "loss": metrics.get("train_loss")}
 
 
-def run_tf_train(model_path: str, data: Path, run: Path, max_length: int, gb: int, args,
-                 *extra: str) -> dict:
-    cmd = [str(BIN / "tf-train"), "-m", model_path, str(data), "-o", str(run), "--overwrite",
-           "--epochs", "1", "--global-batch-size", str(gb), "--micro-batch-size",
-           str(args.micro_batch), "--lr", str(args.lr), "--max-length", str(max_length), "-q", *extra]
-    proc = subprocess.run(cmd, capture_output=True, env=ENV)
-    if proc.returncode != 0:
-        sys.exit(f"bench: {' '.join(cmd)} failed:\n{proc.stderr.decode()[-3000:]}")
-    m = json.loads(proc.stdout)
-    log = [json.loads(line) for line in (run / "loss.jsonl").read_text().splitlines()]
-    steady = ((log[-1]["tokens"] - log[0]["tokens"]) / (log[-1]["seconds"] - log[0]["seconds"])
-              if len(log) > 1 else None)
-    return {"steady": steady, "tokens": m["tokens_seen"], "slots": round(m["tokens_seen"] / (1 - m["padding_share"]))
-            if m["padding_share"] < 1 else 0, "seconds": m["train_seconds"], "loss": m["final_loss"],
-            "padding": m["padding_share"], "steps": m["steps"]}
+def run_tf_train(model_path: str, records: list[dict], run: Path, max_length: int, gb: int,
+                 args, **flags) -> dict:
+    """tf-train's core, in this process (as `tf-train -m M data -o run ...` runs it)."""
+    from tf_tools.training import TrainConfig, train
+
+    cfg = TrainConfig(model=model_path, output=str(run), overwrite=run.exists(), epochs=1,
+                      global_batch_size=gb, micro_batch_size=args.micro_batch, lr=args.lr,
+                      max_length=max_length, quiet=True, **flags)
+    clock = Clock()
+    m = train(iter(records), cfg, on_step=lambda info: clock.mark(info.tokens))
+    wall, cpu = clock.steady()
+    return {"tokens": m["tokens_seen"], "padding": m["padding_share"], "seconds": m["train_seconds"],
+            "steady": wall, "cpu": cpu, "steps": m["steps"], "loss": m["final_loss"]}
 
 
 def report(name: str, results: dict[str, dict]) -> list[str]:
-    """One table per model: padding, loop seconds, useful tok/s over the whole loop and over
-    steps 2+ (the first step carries one-time start-up costs on both sides), ratios."""
+    """One table per model. Useful tok/s over the whole loop (wall clock), and over steps 2+
+    (the first step carries one-time start-up costs on both sides) per wall second and per
+    CPU second of this process (steadier than wall time on a shared machine)."""
     base = results["baseline Trainer"]
     lines = [f"\n== {name}: {results['_n']} samples, {base['tokens']} non-padding tokens, "
-             f"max length {results['_max_length']}, {base['steps']} optimizer steps",
-             f"{'run':<22}{'padding':>8}{'loop s':>8}{'useful tok/s':>14}{'ratio':>7}"
-             f"{'steps 2+ tok/s':>16}{'ratio':>7}"]
+             f"max length {results['_max_length']}, {base['steps']} optimizer steps of "
+             f"{results['_gb']} samples",
+             f"{'run':<26}{'padding':>8}{'loop s':>8}{'tok/s':>8}{'ratio':>7}"
+             f"{'2+ tok/s':>10}{'ratio':>7}{'2+ tok/cpu-s':>14}{'ratio':>7}"]
     for label, r in results.items():
         if label.startswith("_"):
             continue
-        pad = r.get("padding", 1 - r["tokens"] / r["slots"])
         rate = r["tokens"] / r["seconds"]
-        steady = r.get("steady")
-        lines.append(
-            f"{label:<22}{100 * pad:>7.1f}%{r['seconds']:>8.1f}{rate:>14.0f}"
-            f"{rate / (base['tokens'] / base['seconds']):>6.2f}x"
-            + (f"{steady:>16.0f}{steady / base['steady']:>6.2f}x" if steady and base.get("steady") else ""))
+        line = (f"{label:<26}{100 * r['padding']:>7.1f}%{r['seconds']:>8.1f}{rate:>8.0f}"
+                f"{rate / (base['tokens'] / base['seconds']):>6.2f}x")
+        if r["steady"] and base["steady"]:
+            line += (f"{r['steady']:>10.0f}{r['steady'] / base['steady']:>6.2f}x"
+                     f"{r['cpu']:>14.0f}{r['cpu'] / base['cpu']:>6.2f}x")
+        lines.append(line)
     return lines
 
 
@@ -174,7 +193,7 @@ def main() -> None:
     ap.add_argument("--smollm2-samples", type=int, default=16)
     ap.add_argument("--smollm2-max-length", type=int, default=384)
     ap.add_argument("--global-batch", type=int, default=16, help="tiny model")
-    ap.add_argument("--smollm2-global-batch", type=int, default=8)
+    ap.add_argument("--smollm2-global-batch", type=int, default=4)
     ap.add_argument("--micro-batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "train")
@@ -202,16 +221,18 @@ def main() -> None:
             path, limit, max_length = str(export_smollm2(cache / "smollm2-135m-instruct")), args.smollm2_samples, args.smollm2_max_length
             gb = args.smollm2_global_batch
         chosen = pick(records, AutoTokenizer.from_pretrained(path), max_length, limit)
-        subset = args.out / f"{name}.jsonl"
-        subset.write_text("".join(json.dumps(r) + "\n" for r in chosen))
-        results: dict[str, dict] = {"_n": len(chosen), "_max_length": max_length}
-        print(f"bench: {name}: baseline Trainer ...", file=sys.stderr)
-        results["baseline Trainer"] = run_trainer(path, chosen, max_length, gb, args)
-        print(f"bench: {name}: tf-train ...", file=sys.stderr)
-        results["tf-train"] = run_tf_train(path, subset, args.out / f"run-{name}", max_length, gb, args)
-        print(f"bench: {name}: tf-train --packing ...", file=sys.stderr)
-        results["tf-train --packing"] = run_tf_train(path, subset, args.out / f"run-{name}-packed",
-                                                     max_length, gb, args, "--packing")
+        results: dict[str, dict] = {"_n": len(chosen), "_max_length": max_length, "_gb": gb}
+        runs = [("baseline Trainer", None), ("tf-train", {}), ("tf-train --packing", {"packing": True})]
+        if name == "tiny":  # what packing alone does to random (not length-grouped) batches
+            runs += [("tf-train, random order", {"group_by_length": False}),
+                     ("  + --packing", {"group_by_length": False, "packing": True})]
+        for label, flags in runs:
+            print(f"bench: {name}: {label.strip()} ...", file=sys.stderr, flush=True)
+            if flags is None:
+                results[label] = run_trainer(path, chosen, max_length, gb, args)
+            else:
+                run = args.out / f"run-{name}-{len(results)}"
+                results[label] = run_tf_train(path, chosen, run, max_length, gb, args, **flags)
         lines = report(name, results)
         print("\n".join(lines), flush=True)
         out_lines += lines

@@ -180,7 +180,6 @@ class LoadStats:
     kept: int = 0
     too_long: int = 0
     bad: int = 0
-    longest_skipped: list[str] | None = None
 
 
 def load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: DataConfig,
@@ -358,12 +357,13 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
 
 def pack_batch(samples: Sequence[Sample], pad_id: int, capacity: int,
                attn_implementation: str = "sdpa") -> Batch:
-    """Several samples per row; no token attends across samples.
+    """Several samples per row (``pack_rows``); no token attends across samples.
 
     sdpa/eager/others: a 4D block-diagonal causal mask (bool for sdpa, additive float for
     eager), plus restarting position ids; flash-attention: restarting position ids only, which
     transformers turns into its varlen path. Padding tokens attend to themselves only (a row
-    with nothing to attend to would give NaNs).
+    with nothing to attend to would give NaNs). When no row is shared, the micro-batch goes
+    out as padded rows with a 2D mask (sdpa's causal kernels are faster than a 4D mask).
     """
     import torch
 
