@@ -1,14 +1,16 @@
 """Benchmark: useful (non-padding) tokens per second of tf-train, with and without --packing,
 against a plain transformers Trainer with a padding collator, on the same fused samples.
 
-    python bench/train.py [--models tiny,smollm2] [--tiny-samples 96] [--smollm2-samples 16]
+    python bench/train.py [--models tiny,smollm2] [--tiny-samples 96] [--smollm2-samples 32]
 
 The samples are real TrajFusion training data: the bundled teacher trajectories
 (examples/data: GSM8K with GPT-3 solutions, MATH with Qwen2.5-Math solutions) through
 tf-grade | tf-cluster | tf-fuse. For each model (the tiny random Qwen2 of the tests and
-SmolLM2-135M-Instruct, which trains at a few dozen tokens/s on a shared 2-core CPU) the same
-samples, the same steps (micro-batches of 4 samples; global batch 16 for the tiny model, 4
-for SmolLM2), lr, schedule and clipping run, one after the other in this process:
+SmolLM2-135M-Instruct, which trains at 100-200 tokens/s on a shared 2-core CPU) the same
+samples, the same steps (micro-batches of 4 samples; global batch 16 for the tiny model, 8
+for SmolLM2, whose packed run gets --pack-length 1024: its samples are chosen at most 384
+tokens long to keep CPU time down, so rows of 384 would leave no room to pack), lr,
+schedule and clipping run, one after the other in this process:
 
 - baseline: transformers ``Trainer``, ``DataCollatorForSeq2Seq`` (pads every micro-batch to
   its longest sample, labels -100 on the prompt: the same tokens and loss mask as ours), the
@@ -190,10 +192,13 @@ def main() -> None:
     ap.add_argument("--models", default="tiny,smollm2")
     ap.add_argument("--tiny-samples", type=int, default=96)
     ap.add_argument("--tiny-max-length", type=int, default=1024)
-    ap.add_argument("--smollm2-samples", type=int, default=16)
-    ap.add_argument("--smollm2-max-length", type=int, default=384)
+    ap.add_argument("--smollm2-samples", type=int, default=32)
+    ap.add_argument("--smollm2-max-length", type=int, default=384,
+                    help="only samples this short (CPU time); --max-length of the runs")
+    ap.add_argument("--smollm2-pack-length", type=int, default=1024,
+                    help="--pack-length of the packed SmolLM2 run (room for several samples a row)")
     ap.add_argument("--global-batch", type=int, default=16, help="tiny model")
-    ap.add_argument("--smollm2-global-batch", type=int, default=4)
+    ap.add_argument("--smollm2-global-batch", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "train")
@@ -215,14 +220,15 @@ def main() -> None:
             from tests.tiny_model import build_tiny_qwen2
 
             path, limit, max_length = str(build_tiny_qwen2(args.out / "tiny-qwen2")), args.tiny_samples, args.tiny_max_length
-            gb = args.global_batch
+            gb, pack = args.global_batch, {}
         else:
             cache = Path(os.environ.get("TF_TOOLS_CACHE", Path.home() / ".cache" / "tf-tools"))
             path, limit, max_length = str(export_smollm2(cache / "smollm2-135m-instruct")), args.smollm2_samples, args.smollm2_max_length
-            gb = args.smollm2_global_batch
+            gb, pack = args.smollm2_global_batch, {"pack_length": args.smollm2_pack_length}
         chosen = pick(records, AutoTokenizer.from_pretrained(path), max_length, limit)
         results: dict[str, dict] = {"_n": len(chosen), "_max_length": max_length, "_gb": gb}
-        runs = [("baseline Trainer", None), ("tf-train", {}), ("tf-train --packing", {"packing": True})]
+        runs = [("baseline Trainer", None), ("tf-train", {}),
+                ("tf-train --packing", {"packing": True, **pack})]
         if name == "tiny":  # what packing alone does to random (not length-grouped) batches
             runs += [("tf-train, random order", {"group_by_length": False}),
                      ("  + --packing", {"group_by_length": False, "packing": True})]
