@@ -131,3 +131,8 @@ def test_fast_tuples_agree_with_math_verify():
 
 def test_function_names_are_not_prose():
     assert fast_equal("5", "sqrt(25)") is None  # left to SymPy, not called prose
+
+
+def test_plain_text_roots_are_not_dropped():
+    assert equal("28", "28√2") is False
+    assert equal("28\\sqrt{2}", "28√2") is True

@@ -5,15 +5,16 @@ A candidate answer (in sample order) is placed by, in turn:
 1. its canonical key (normalised text, or the exact value of a number: ``1/2``,
    ``\\frac{1}{2}`` and ``0.5`` share one) looked up in a dict: equal keys imply equal;
 2. one representative per existing cluster: two different exact numbers are different
-   without a call; otherwise ``fast_equal``; a pair it cannot decide is told apart by its
-   *form* when it can be (two constants with different values, ``values.py``, or plain words
-   against a constant), and only the rest goes to
+   without a call; otherwise ``fast_equal`` (both ways round); a pair it cannot decide is
+   told apart by its *form* when it can be (two constants with different values,
+   ``values.py``, or plain words against a constant), and only the rest goes to
 3. math-verify, in the killable ``VerifyPool`` (never SymPy in this process), after checking
    once per answer that math-verify can read it at all (one it cannot read equals nothing
    through math-verify, so its pairs need no call). Pair results are cached for the run. A
    comparison that times out or fails counts as "not equal" and is counted.
 
-The representative plays the gold's part in every comparison (it is the earlier sample).
+The representative plays the gold's part in every math-verify comparison (it is the
+earlier sample). Plain-text math is read as LaTeX first (``values.latexify``).
 """
 
 from __future__ import annotations

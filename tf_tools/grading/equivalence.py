@@ -19,9 +19,9 @@ threads and cannot interrupt C code, so they are switched off here.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 # ----------------------------------------------------------------------------- normalising
@@ -209,10 +209,10 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
             items = [to_number(normalize(x).text) for x in split_top_level(np_.text)]
             if len(items) > 1 and all(x is not None for x in items):
                 return FastResult(False, "numeric_list")
-    tuples = _number_tuple(ng.text), _number_tuple(np_.text)
-    if tuples[0] is not None and tuples[1] is not None:
+    gt, pt = _number_tuple(ng.text), _number_tuple(np_.text)
+    if gt is not None and pt is not None:
         # "(5, -5)" against "(9, 19)": the same brackets, numbers element by element
-        (gl, gv), (pl, pv) = tuples
+        (gl, gv), (pl, pv) = gt, pt
         if gl == pl:
             same = len(gv) == len(pv) and all(numbers_equal(x, y, tolerance) for x, y in zip(gv, pv, strict=False))
             return FastResult(same, "numeric_tuple")
@@ -222,9 +222,9 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
         if all(x is not None for x in ga + pa):
             if len(ga) != len(pa):
                 return FastResult(False, "numeric_list")
-            gv = sorted(x.value for x in ga)  # type: ignore[union-attr]
-            pv = sorted(x.value for x in pa)  # type: ignore[union-attr]
-            return FastResult(gv == pv, "numeric_list")
+            gvals = sorted(x.value for x in ga)  # type: ignore[union-attr]
+            pvals = sorted(x.value for x in pa)  # type: ignore[union-attr]
+            return FastResult(gvals == pvals, "numeric_list")
     if _WORDS_RE.match(ng.text) and _WORDS_RE.match(np_.text):
         return FastResult(ng.text.lower() == np_.text.lower(), "text")
     return None
@@ -274,8 +274,11 @@ def math_verify_parse(answer: str) -> list[Any]:
     """Parse one extracted answer with math-verify (no SIGALRM; run it where it can be killed)."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
+    from tf_tools.clustering.values import latexify
+
     _silence_math_verify()
-    text = answer.strip()
+    # math-verify reads plain-text "28√2" as 28 and "sqrt(193)" not at all: LaTeX them first
+    text = latexify(answer.strip())
     if not (text.startswith("$") or text.startswith("\\(") or text.startswith("\\[")):
         text = f"${text}$"
     parsed = parse(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import time
-from functools import lru_cache
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from tf_tools import __version__

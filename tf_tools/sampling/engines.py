@@ -8,7 +8,6 @@ either. Heavy imports happen inside the constructors.
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol

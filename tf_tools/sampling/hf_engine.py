@@ -76,7 +76,7 @@ class HfEngine:
             dtype = getattr(torch, {"half": "float16", "float": "float32"}.get(cfg.dtype, cfg.dtype))
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-            self.model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(self.device)
+            self.model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(self.device)  # type: ignore[arg-type]
         except (OSError, ValueError) as exc:
             raise TfError(f"transformers could not load {cfg.model}: {exc}".splitlines()[0]) from exc
         self.model.eval()
@@ -130,8 +130,8 @@ class HfEngine:
                     tokens.append(tok)
                     break
                 tokens.append(tok)
-            text = self.tokenizer.decode([t for t in tokens if t not in self.eos_ids],
-                                         skip_special_tokens=True)
+            text = str(self.tokenizer.decode([t for t in tokens if t not in self.eos_ids],
+                                             skip_special_tokens=True))
             for s in sp.stop:
                 cut = text.find(s)
                 if cut >= 0:
