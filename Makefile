@@ -35,7 +35,11 @@ demo: install
 	PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
 
 bench: install
+	$(BIN)/python bench/grader_cases.py
 	$(BIN)/python bench/grade.py
+	$(BIN)/python bench/cluster.py
+	$(BIN)/python bench/sample.py
+	$(BIN)/python bench/train.py
 
 lint: install
 	$(BIN)/ruff check tf_tools tests bench examples
