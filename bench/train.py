@@ -23,8 +23,10 @@ table shows each run's best round, the last line every round):
 Useful tokens/s = non-padding tokens / training-loop seconds (model loading and tokenisation
 left out on both sides: the Trainer's ``train_runtime``, tf-train's ``train_seconds``); then
 the same over steps 2+ (the first step carries one-time start-up costs), per wall second and
-per CPU second of this process. Wall time on a shared machine moves by tens of percent with
-the other jobs; CPU time much less; the padding shares not at all.
+per CPU second of this process. Every run uses --threads torch threads (default 1: on an
+oversubscribed machine two threads mostly wait for each other, and padding stops showing in
+the timings). Wall time on a shared machine moves by tens of percent with the other jobs;
+CPU time less; the padding shares not at all.
 """
 
 from __future__ import annotations
@@ -205,6 +207,9 @@ def main() -> None:
     ap.add_argument("--smollm2-global-batch", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for every run (1: an oversubscribed machine makes "
+                         "multi-threaded timings measure waiting, not work)")
     ap.add_argument("--tiny-rounds", type=int, default=3)
     ap.add_argument("--smollm2-rounds", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "train")
@@ -212,9 +217,12 @@ def main() -> None:
     os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     args.out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
+    import torch
     from transformers import AutoTokenizer
 
     from tf_tools.models import export_smollm2
+
+    torch.set_num_threads(args.threads)
 
     start = time.perf_counter()
     data = fused_samples(args.out)
