@@ -10,6 +10,7 @@ from tf_tools.errors import InputError
 from tf_tools.fusion.text import assemble
 from tf_tools.training.data import (
     DataConfig,
+    forward_losses,
     load_samples,
     pack_batch,
     pack_rows,
@@ -230,6 +231,12 @@ def test_packed_and_padded_rows_give_the_same_per_sample_loss(tiny_model, tok, a
         for batch in (one_row, several):
             got = per_sample_losses(model, batch, len(samples))
             assert torch.allclose(got, ref, atol=1e-4, rtol=0), (got - ref).abs().max()
+        # the LM head on target positions only (logits_to_keep) changes no loss
+        padded = pad_batch(samples, pad_id)
+        all_logits, owner_all = forward_losses(model, padded, keep_logits=False)
+        kept, owner_kept = forward_losses(model, padded, keep_logits=True)
+        assert torch.equal(owner_all, owner_kept)
+        assert torch.allclose(all_logits, kept, atol=1e-5)
         # the check has teeth: the same packed row with a plain causal mask leaks attention
         leaky = pack_batch(samples, pad_id, capacity=4096, attn_implementation=attn)
         leaky.attention_mask = torch.ones_like(leaky.input_ids)

@@ -134,7 +134,7 @@ class Progress:
         if self.total and rate > 0:
             eta = f", eta {_fmt_duration((self.total - self.count) / rate)}"
         extra = f", {self.postfix}" if self.postfix else ""
-        return f"{_PROG}: {done} {self.unit}, {rate:.1f} {self.unit[:3]}/s{extra}{eta}"
+        return f"{_PROG}: {done} {self.unit}, {rate:.1f} {self.unit}/s{extra}{eta}"
 
     def __exit__(
         self,

@@ -36,10 +36,11 @@ from tf_tools.training.data import (
     Sample,
     collate,
     fingerprint,
+    forward_losses,
     load_samples,
     plan_epoch,
     rank_share,
-    token_losses,
+    supports_logits_to_keep,
 )
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -393,6 +394,7 @@ class _Loop:
         self.pad_id = _pad_id(tokenizer)
         self.capacity = cfg.pack_length or cfg.max_length
         self.attn, self.rank, self.world, self.n_micro = attn, rank, world, n_micro
+        self.keep_logits = supports_logits_to_keep(accelerator.unwrap_model(model))
 
     def step(self, planned: list[list[int]]) -> tuple[float, float, float | None, int, int, int]:
         """(loss, lr, grad norm, tokens, trained tokens, slots) of the step, all processes."""
@@ -412,8 +414,7 @@ class _Loop:
                             self.capacity, self.attn).to(acc.device)
             slots += batch.n_slots
             with acc.accumulate(self.model):
-                out = self.model(**batch.model_inputs(), use_cache=False)
-                losses, _owner = token_losses(out.logits, batch)
+                losses, _owner = forward_losses(self.model, batch, self.keep_logits)
                 total = losses.sum()
                 acc.backward(total * scale)
                 loss_sum += total.detach().double()
