@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from tf_tools.cli import common
-from tf_tools.errors import EXIT_PARTIAL
 
 HELP = """Read graded trajectories (tf-grade's output, grouped by id) and write one problem
 summary per id: n, n_correct, error_rate, n_error_modes, entropy (nats), the correct
@@ -51,7 +50,7 @@ def cluster(
     with common.command("tf-cluster", verbose, quiet):
         from tf_tools import console
         from tf_tools.clustering import ClusterConfig, ClusterStats, cluster_records, skip_ids
-        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard, pump
+        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
 
         paths = common.require_input(inputs)
         cfg = ClusterConfig(id_key=id_key, unsorted=unsorted, tolerance=tolerance,
@@ -67,16 +66,10 @@ def cluster(
             console.info(f"resuming: {len(writer.done)} problems already summarised")
             records = skip_ids(records, writer.done, id_key)
         stats = ClusterStats()
-        try:
-            with console.Progress("problems", enabled=not quiet) as bar:
-                pump(cluster_records(records, cfg, stats, reader.where), writer, bar, chunk=16)
-        finally:
-            writer.close()
-        writer.commit()
+        common.write_all(cluster_records(records, cfg, stats, reader.where), writer, "problems",
+                         quiet=quiet, chunk=16)
         _summary(stats, console)
-        if stats.failed:
-            console.log.warning("%d records failed (marked with _tf.error)", stats.failed)
-            raise typer.Exit(EXIT_PARTIAL)
+        common.exit_if_failed(stats.failed)
 
 
 def _summary(stats, console) -> None:  # type: ignore[no-untyped-def]

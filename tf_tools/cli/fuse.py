@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from tf_tools.cli import common
-from tf_tools.errors import EXIT_PARTIAL
 
 HELP = """Read problem summaries (tf-cluster's output) and write one training sample per kept
 correct trajectory: `messages` (optional system, user = problem, assistant = fused text),
@@ -69,7 +68,7 @@ def fuse(
         from tf_tools import console
         from tf_tools.fusion import FuseConfig, FuseStats, fuse_records, load_counter
         from tf_tools.fusion.text import REFLECTIONS, load_reflections
-        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard, pump
+        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
 
         paths = common.require_input(inputs)
         if max_tokens is not None and tokenizer is None:
@@ -88,16 +87,10 @@ def fuse(
         records = in_shard(reader, parse_shard(shard), id_key)
         writer = JsonlWriter(output)
         stats = FuseStats()
-        try:
-            with console.Progress("samples", enabled=not quiet) as bar:
-                pump(fuse_records(records, cfg, stats, counter, reader.where), writer, bar)
-        finally:
-            writer.close()
-        writer.commit()
+        common.write_all(fuse_records(records, cfg, stats, counter, reader.where), writer,
+                         "samples", quiet=quiet)
         _summary(stats, counter.name, console)
-        if stats.failed:
-            console.log.warning("%d failed records passed on (marked with _tf.error)", stats.failed)
-            raise typer.Exit(EXIT_PARTIAL)
+        common.exit_if_failed(stats.failed)
 
 
 def _summary(stats, tokenizer: str, console) -> None:  # type: ignore[no-untyped-def]

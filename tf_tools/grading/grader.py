@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -241,9 +241,6 @@ def _collect(pool: Any, out: dict[int, Any], cfg: GradeConfig, stats: GradeStats
         out[seq] = _finish(pending.rec, pending.pred, verdict, reason, path, pending.method,
                            elapsed, cfg, stats)
 
-
-def config_dict(cfg: GradeConfig) -> dict[str, Any]:
-    return asdict(cfg)
 
 
 # ----------------------------------------------------------------------------- --check-gold

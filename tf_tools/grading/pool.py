@@ -92,9 +92,6 @@ class VerifyPool:
     def outstanding(self) -> int:
         return sum(len(w.queue) for w in self._workers)
 
-    def has_room(self) -> bool:
-        return any(len(w.queue) < self.max_queue for w in self._workers)
-
     def submit(self, task: Task) -> bool:
         """Queue a task on the worker that parsed its gold before; False if all are full."""
         affine = self._workers[zlib.crc32("\x00".join(task[1]).encode()) % self.n]

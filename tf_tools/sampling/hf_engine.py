@@ -136,7 +136,5 @@ class HfEngine:
                 cut = text.find(s)
                 if cut >= 0:
                     text, reason = text[:cut], "stop"
-            if reason == "length" and len(tokens) < sp.max_tokens and len(tokens) >= max_new:
-                reason = "length"  # hit the model's context limit
             done.append(Completion(text, reason, len(tokens)))
         return done
