@@ -1,23 +1,14 @@
 #!/usr/bin/env bash
-# make demo: grade the bundled slices of real teacher trajectories and say what was found.
-# (The full sample -> grade -> cluster -> fuse -> train pipeline replaces this as the
-# commands land.) Expects the tf-* commands on PATH (the Makefile puts .venv/bin first).
+# make demo: the whole TrajFusion pipeline on the CPU with a real model, unattended —
+# SmolLM2-135M-Instruct samples 8 solutions to each of 32 easy word problems (vLLM), then
+# tf-grade, tf-cluster, tf-fuse, a short tf-train of the student (the same small model),
+# its greedy pass@1 on 32 other problems before and after, and tf-stats with charts.
+# Every stage is a file target of examples/Makefile in one run folder: a second run is a
+# no-op. Expects the tf-* commands on PATH (the top Makefile puts .venv/bin first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUN=${RUN:-runs/demo}
-mkdir -p "$RUN"
-for src in examples/data/qwen25math_math_25x8.jsonl examples/data/gsm8k_gpt3_50x4.jsonl; do
-  name=$(basename "$src" .jsonl)
-  out="$RUN/$name.graded.jsonl"
-  if [[ "$out" -nt "$src" ]]; then
-    echo "demo: $out is up to date"
-  else
-    echo "demo: tf-grade $src -> $out"
-    tf-grade "$src" -o "$out"
-  fi
-done
-echo "demo: gold answers of the bundled problems:"
-tf-grade --check-gold examples/data/qwen25math_math_25x8.jsonl examples/data/gsm8k_gpt3_50x4.jsonl > "$RUN/bad_golds.jsonl"
-python examples/summarize_grades.py "$RUN"/*.graded.jsonl
+RUN=${RUN:-$PWD/runs/demo}
+start=$(date +%s)
+make --no-print-directory -C examples demo RUN="$RUN"
 echo
-echo "demo: outputs in $RUN/"
+echo "demo: finished in $(( $(date +%s) - start )) s; every stage's output is in $RUN/"

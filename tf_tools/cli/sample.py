@@ -15,9 +15,9 @@ shard or input order.
 
 Examples:
 
-\\b
+\b
   tf-sample -m models/qwen2.5-math-7b -n 8 < problems.jsonl > trajectories.jsonl
-  tf-sample -m models/smollm2 -n 8 --max-tokens 256 examples/problems.jsonl | tf-grade --last-number
+  tf-sample -m models/smollm2 -n 8 --max-tokens 256 examples/data/word_problems_train.jsonl | tf-grade --last-number
   tf-sample -m M --problem-key question --answer-key answer gsm8k/test.jsonl -o t.jsonl
   tf-sample -m M --shard 3/16 problems.jsonl -o shard3.jsonl   # or a SLURM array task
   tf-sample -m M --resume problems.jsonl -o t.jsonl            # finish a killed run
@@ -44,7 +44,7 @@ def sample(
     problem_key: Annotated[str | None, typer.Option("--problem-key", help="Field with the problem text (default: problem, question, ...).")] = None,
     answer_key: Annotated[str | None, typer.Option("--answer-key", help="Field with the gold answer (default: answer, final_answer, ...).")] = None,
     id_key: common.IdKey = "id",
-    dtype: Annotated[str, typer.Option("--dtype", help="auto, bfloat16, float16, float32.")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto (the model's own; float32 on a CPU without native bf16), bfloat16, float16, float32.")] = "auto",
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", help="Context length; longer prompts come back failed.")] = None,
     tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel GPUs (vllm).")] = 1,
     gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization")] = 0.9,
@@ -103,16 +103,20 @@ def sample(
         try:
             with console.Progress("problems", total, enabled=not quiet) as bar:
                 bar.count = len(done_ids)
+                written = [len(done_ids)]
 
                 def show(s: SampleStats) -> None:
+                    # once per chunk: the chunk's problems arrive together, so the bar (and a
+                    # heartbeat line's rate and eta) moves by whole chunks
                     rate = s.tokens / s.seconds if s.seconds else 0.0
                     bar.postfix = f"{s.samples} samples, {s.tokens} tokens, {rate:.0f} tok/s"
+                    bar.advance(written[0] - bar.count)
 
                 groups = sample_problems(in_shard(reader, parse_shard(shard), id_key), eng, cfg, stats,
                                          reader.where, skip=done_ids, on_chunk=show)
                 for group in groups:
                     writer.write_many(group)  # one problem: whole lines, flushed
-                    bar.advance(1)
+                    written[0] += 1
         finally:
             writer.close()
         writer.commit()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Submit the whole pipeline as a chain of SLURM jobs, each starting only when the one before
+# it succeeded (--dependency=afterok). Run it from the repository root on the login node:
+#
+#   examples/slurm/pipeline.sh problems.jsonl test.jsonl models/teacher models/student runs/exp1
+#
+# Environment: SHARDS (sampling array size, 16), N (samples per problem, 8), NODES (training
+# nodes, 1), CONFIG (accelerate config, examples/accelerate/fsdp.yaml), TRAIN_FLAGS.
+set -euo pipefail
+PROBLEMS=${1:?problems.jsonl}
+TEST=${2:?test problems}
+TEACHER=${3:?teacher model folder}
+STUDENT=${4:?student model folder}
+RUN=${5:?run folder (on a file system every node sees)}
+SHARDS=${SHARDS:-16}
+mkdir -p "$RUN"
+S=examples/slurm
+
+sample=$(N=${N:-8} sbatch --parsable --array=0-$((SHARDS - 1)) $S/sample.sbatch "$PROBLEMS" "$RUN" "$TEACHER")
+grade=$(sbatch --parsable --dependency=afterok:"$sample" $S/grade.sbatch "$RUN")
+fuse=$(sbatch --parsable --dependency=afterok:"$grade" $S/fuse.sbatch "$RUN" "$STUDENT")
+for policy in rft trajfusion; do
+  # shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
+  train=$(sbatch --parsable --nodes "${NODES:-1}" --dependency=afterok:"$fuse" $S/train.sbatch \
+          "$STUDENT" "$RUN/train.$policy.jsonl" "$RUN/model.$policy" ${TRAIN_FLAGS:-})
+  sbatch --parsable --dependency=afterok:"$train" $S/eval.sbatch \
+         "$RUN/model.$policy/final" "$TEST" "$RUN/eval.$policy.jsonl" > /dev/null
+  echo "$policy: train job $train, then eval"
+done
+echo "sample array $sample -> grade $grade -> fuse $fuse -> train + eval per policy; squeue -u $USER"
