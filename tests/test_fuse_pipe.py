@@ -79,3 +79,27 @@ def test_qwen25math_100x8_from_shared_data(shared_data, tmp_path):
     assert [rc for rc, _ in results] == [0, 0, 0], results
     check_training_samples(read_jsonl(out))
     assert "100 problems in:" in results[2][1]
+
+
+def test_fuse_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
+    graded, problems = tmp_path / "g.jsonl", tmp_path / "p.jsonl"
+    subprocess.run([tool("tf-grade"), "--workers", "2", str(BUNDLED), "-o", str(graded)],
+                   check=True, env=ENV, capture_output=True)
+    subprocess.run([tool("tf-cluster"), "--workers", "2", str(graded), "-o", str(problems)],
+                   check=True, env=ENV, capture_output=True)
+    full = tmp_path / "full.jsonl"
+    subprocess.run([tool("tf-fuse"), str(problems), "-o", str(full)], check=True, env=ENV,
+                   capture_output=True)
+    whole = full.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    ids = [read_jsonl(line)[0]["id"] for line in lines]
+    # a killed run: its .tmp ends inside a problem's samples, with a torn last line
+    cut = next(i for i in range(1, len(ids)) if ids[i] == ids[i - 1] and i > len(ids) // 2)
+    out = tmp_path / "resumed.jsonl"
+    (tmp_path / "resumed.jsonl.tmp").write_bytes(b"".join(lines[:cut]) + lines[cut][:25])
+    proc = subprocess.run([tool("tf-fuse"), str(problems), "-o", str(out), "--resume", "-v"],
+                          env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming:" in proc.stderr
+    assert out.read_bytes() == whole
+    assert not (tmp_path / "resumed.jsonl.tmp").exists()

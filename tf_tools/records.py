@@ -380,6 +380,16 @@ def skip_done(records: Iterable[Record], done: Counter[Hashable],
         yield rec
 
 
+def skip_ids(records: Iterable[Record], done: Iterable[Hashable],
+             id_key: str = "id") -> Iterator[Record]:
+    """Drop the input records of ids an earlier run already finished (``--resume`` of the
+    commands that write per problem, not per input record: tf-cluster, tf-fuse)."""
+    done_ids = set(done)
+    for rec in records:
+        if is_failed(rec) or rec.get(id_key) not in done_ids:
+            yield rec
+
+
 def read_jsonl_file(path: str) -> Iterator[Record]:
     """Convenience for tests and library users: the records of one file, strictly."""
     yield from JsonlReader([path])

@@ -49,8 +49,8 @@ def cluster(
 ) -> None:
     with common.command("tf-cluster", verbose, quiet):
         from tf_tools import console
-        from tf_tools.clustering import ClusterConfig, ClusterStats, cluster_records, skip_ids
-        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
+        from tf_tools.clustering import ClusterConfig, ClusterStats, cluster_records
+        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard, skip_ids
 
         paths = common.require_input(inputs)
         cfg = ClusterConfig(id_key=id_key, unsorted=unsorted, tolerance=tolerance,

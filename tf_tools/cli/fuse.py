@@ -29,6 +29,7 @@ Examples:
   tf-fuse problems.jsonl --policy rft -o rft.jsonl
   tf-fuse problems.jsonl --tokenizer ./student-tokenizer --max-tokens 4096 --seed 1
   tf-fuse problems.jsonl --reflections my_prompts.txt --system "Please reason step by step."
+  tf-fuse problems.jsonl -o train.jsonl --resume  # finish a killed run (redoes its last problem)
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -46,6 +47,7 @@ class Policy(str, Enum):
 def fuse(
     inputs: common.Inputs = None,
     output: common.Output = None,
+    resume: common.Resume = False,
     policy: Annotated[Policy, typer.Option("--policy", help="How many wrong attempts a sample gets.")] = Policy.adaptive,
     k_max: Annotated[int, typer.Option("--k-max", min=0, help="Most wrong attempts per sample (every policy).")] = 3,
     gamma: Annotated[float, typer.Option("--gamma", min=0.0, help="Scale of k (adaptive, linear).")] = 1.0,
@@ -68,7 +70,7 @@ def fuse(
         from tf_tools import console
         from tf_tools.fusion import FuseConfig, FuseStats, fuse_records, load_counter
         from tf_tools.fusion.text import REFLECTIONS, load_reflections
-        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
+        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard, skip_ids
 
         paths = common.require_input(inputs)
         if max_tokens is not None and tokenizer is None:
@@ -85,7 +87,14 @@ def fuse(
         counter = load_counter(tokenizer)
         reader = JsonlReader(paths, step="fuse")
         records = in_shard(reader, parse_shard(shard), id_key)
-        writer = JsonlWriter(output)
+        # a problem's samples are written together; the last problem in the file of a killed
+        # run may be cut short, so --resume always redoes it (fusing is cheap and seeded per
+        # problem: the redone samples are the same)
+        writer = JsonlWriter(output, resume=resume, key=lambda r: r.get(id_key),
+                             group_complete=lambda group: False)
+        if writer.done:
+            console.info(f"resuming: {len(writer.done)} problems already fused")
+            records = skip_ids(records, writer.done, id_key)
         stats = FuseStats()
         common.write_all(fuse_records(records, cfg, stats, counter, reader.where), writer,
                          "samples", quiet=quiet)

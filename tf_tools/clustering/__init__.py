@@ -22,7 +22,6 @@ from tf_tools.clustering.problems import (
     VERDICTS,
     cluster_records,
     is_fusable,
-    skip_ids,
     summarize_problem,
 )
 from tf_tools.clustering.values import constant_value, latexify
@@ -31,5 +30,5 @@ __all__ = [
     "GRADE_HINT", "SAMPLE_KEYS", "VERDICTS", "ClusterConfig", "ClusterStats", "Equivalence",
     "canonical_key", "cluster_answers", "cluster_records", "constant_value", "entropy",
     "fast_decision",
-    "form_of", "forms_differ", "is_fusable", "latexify", "skip_ids", "summarize_problem",
+    "form_of", "forms_differ", "is_fusable", "latexify", "summarize_problem",
 ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from tf_tools import __version__
 from tf_tools.clustering.answers import (
@@ -168,12 +168,3 @@ def cluster_records(records: Iterable[Record], cfg: ClusterConfig | None = None,
         yield from passing
     finally:
         eq.close()
-
-
-def skip_ids(records: Iterable[Record], done: Iterable[Hashable],
-             id_key: str = "id") -> Iterator[Record]:
-    """Drop the records of problems an earlier run already summarised (``--resume``)."""
-    done_ids = set(done)
-    for rec in records:
-        if is_failed(rec) or rec.get(id_key) not in done_ids:
-            yield rec

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any
 
 from tf_tools.errors import TfError
@@ -45,6 +46,14 @@ class VllmEngine:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         # vLLM's own log handler writes to stdout, which carries our records
         os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+        chatty = logging.getLogger("tf_tools").getEffectiveLevel() <= logging.INFO
+        if not chatty:
+            # without -v, vLLM's start-up notes (eager mode, no Triton, LD_PRELOAD hints, its
+            # own deprecations) stay out of the user's stderr; errors still show
+            for name in ("vllm", "torch._library"):
+                logging.getLogger(name).setLevel(logging.ERROR)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
         # the CPU worker swaps torch.set_num_threads for a stub that warns on every call, and
         # vLLM's renderer calls it for every batch of prompts: one line per chunk, no news
         logging.getLogger("vllm.v1.worker.cpu_worker").addFilter(
@@ -55,7 +64,7 @@ class VllmEngine:
         if cpu and dtype == "auto" and not _cpu_has_bf16():
             # without AVX512-BF16/AMX, vLLM's CPU kernels emulate bf16: float32 runs ~2x faster
             dtype = "float32"
-        kwargs: dict[str, Any] = dict(model=cfg.model, dtype=dtype, seed=0,
+        kwargs: dict[str, Any] = dict(model=cfg.model, dtype=dtype, seed=0, use_tqdm_on_load=chatty,
                                       tensor_parallel_size=cfg.tp, **cfg.extra)
         if cfg.max_model_len:
             kwargs["max_model_len"] = cfg.max_model_len
