@@ -192,3 +192,33 @@ def test_a_folder_holding_another_run_is_refused(tiny_model, tmp_path):
     refused = run_cli(*args, "-o", tmp_path / "other", "--overwrite")
     assert refused.exit_code == 2 and "holds no tf-train run" in refused.stderr
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_sigterm_checkpoints_the_step_and_resume_continues_the_curve(tiny_model, tmp_path):
+    """A SLURM time limit / scancel / preemption sends SIGTERM: tf-train finishes the step,
+    saves a checkpoint there and stops (exit 130); --resume continues onto the same curve."""
+    import os
+    import signal
+
+    from tf_tools.errors import Interrupted
+
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_records())
+    train(read_jsonl_file(str(data)), _config(tiny_model, tmp_path / "full"))
+
+    def term_at_4(info):
+        if info.step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run = tmp_path / "stopped"
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as stopped:
+        train(read_jsonl_file(str(data)), _config(tiny_model, run), on_step=term_at_4)
+    assert stopped.value.exit_code == 130
+    assert "SIGTERM after step 4 of 8" in stopped.value.message and "--resume" in stopped.value.hint
+    assert signal.getsignal(signal.SIGTERM) == before  # handlers restored
+    # the periodic checkpoint at 3 and the one the signal asked for at 4
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000003", "step-00000004"]
+    assert len(losses(run)) == 4
+    resumed = train(read_jsonl_file(str(data)), _config(tiny_model, run, resume=True))
+    assert resumed["resumed_from"] == str(run / "checkpoints" / "step-00000004")
+    assert losses(run) == pytest.approx(losses(tmp_path / "full"), abs=1e-6)

@@ -31,6 +31,12 @@ class UsageError(TfError):
     exit_code = EXIT_USAGE
 
 
+class Interrupted(TfError):
+    """Stopped on request (a signal) after saving what is needed to resume."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class InputError(TfError):
     """A bad input line or record. ``where`` names the file and line when known."""
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tf_tools import __version__, console
-from tf_tools.errors import TfError, UsageError
+from tf_tools.errors import Interrupted, TfError, UsageError
 from tf_tools.training.checkpoints import RunFolder
 from tf_tools.training.data import (
     DataConfig,
@@ -329,6 +329,7 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
                  rank, world, n_micro)
     last: StepInfo | None = None
     log = open(run.loss_log, "a", encoding="utf-8") if main else None  # noqa: SIM115
+    stop = _StopOnSignal(accelerator)
     try:
         with console.Progress("steps", total_steps, enabled=main and not cfg.quiet) as bar:
             bar.count = start_step
@@ -357,10 +358,16 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
                 bar.advance(1)
                 if on_step is not None:
                     on_step(last)
-                if (step + 1) % cfg.save_steps == 0 and step + 1 < total_steps:
-                    run.save_checkpoint(accelerator, step + 1, {"step": step + 1, **totals},
-                                        cfg.save_total_limit)
+                stopping = step + 1 < total_steps and stop.requested()
+                if stopping or ((step + 1) % cfg.save_steps == 0 and step + 1 < total_steps):
+                    path = run.save_checkpoint(accelerator, step + 1, {"step": step + 1, **totals},
+                                               cfg.save_total_limit)
+                if stopping:
+                    raise Interrupted(
+                        f"stopped by {stop.name} after step {step + 1} of {total_steps}; "
+                        f"checkpoint {path}", hint="run the same command with --resume to go on")
     finally:
+        stop.restore()
         if log is not None:
             log.close()
 
@@ -374,6 +381,47 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
         run.write_manifest(manifest)
     accelerator.end_training()
     return manifest
+
+
+class _StopOnSignal:
+    """SIGTERM / SIGUSR1 (a SLURM time limit, ``scancel``, a preemption, ``--signal``) ask for
+    a checkpoint at the end of the current step, then a clean stop; every process agrees on
+    the step through accelerate's trigger (one all-reduce per step)."""
+
+    SIGNALS = ("SIGTERM", "SIGUSR1")
+
+    def __init__(self, accelerator: Any) -> None:
+        import signal
+        import threading
+
+        self.accelerator = accelerator
+        self.name = ""
+        self._old: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for name in self.SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        import signal
+
+        self.name = signal.Signals(signum).name
+        self.accelerator.set_trigger()
+
+    def requested(self) -> bool:
+        if self.accelerator.check_trigger():
+            self.name = self.name or "a signal to another process"
+            return True
+        return False
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
 
 
 def _pad_id(tokenizer: Any) -> int:
