@@ -305,7 +305,7 @@ def main() -> None:
           f"{stats.number_decided} pairs told apart as numbers, {stats.form_decided} by value/form; "
           f"{stats.mv_checks} math-verify pairs + {stats.mv_reads} readability checks "
           f"({stats.mv_cached} cached, {stats.mv_unreadable} unreadable), {stats.timeouts} timeouts; "
-          f"worker time {stats.mv_seconds:.1f}s")
+          f"worker time {stats.mv_seconds:.1f}s; {stats.closure_merges} clusters merged through a non-representative member")
     if naive is not None:
         print(f"naive: {naive.seconds:.1f}s; " + describe("checks", naive.checks) + "; "
               + describe("math-verify calls", naive.mv))

@@ -345,3 +345,27 @@ def test_resume_skips_problems_already_written(tmp_path):
     again = runner.invoke(app, [str(src), "-o", str(out), "--resume"])
     assert again.exit_code == 0, again.stderr
     assert [r["id"] for r in read_jsonl(out.read_text())] == ["a", "b"]
+
+
+class LenientEquivalence(OracleEquivalence):
+    """A non-transitive "equal", as lenient readings make it: a = b and b = c, but a != c."""
+
+    EQUAL = {frozenset({"s+1", "t+1"}), frozenset({"t+1", "r+1"})}
+
+    def submit(self, rep, cand):
+        self.stats.mv_checks += 1
+        ticket = len(self.waiting) + self.stats.mv_checks * 1000
+        self.waiting[ticket] = rep == cand or frozenset({rep, cand}) in self.EQUAL
+        return None, ticket
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.permutations(["s+1", "r+1", "t+1", "s+1", "7"]), st.randoms(use_true_random=False))
+def test_non_transitive_equal_still_gives_the_connected_components(preds, rng):
+    """Whatever the order, "s+1" and "r+1" meet through "t+1" (the all-pairs components),
+    also when "t+1" is not the representative of its cluster."""
+    stats = ClusterStats()
+    parts = cluster_answers(preds, LenientEquivalence(ClusterConfig(workers=2), stats, rng))
+    seven = preds.index("7")
+    assert {frozenset(p) for p in parts} == {frozenset(set(range(5)) - {seven}), frozenset({seven})}
+    assert [p[0] for p in parts] == sorted(p[0] for p in parts)

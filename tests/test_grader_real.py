@@ -46,3 +46,17 @@ def test_agreement_with_labels_of_bundled_real_trajectories():
         graded = list(grade_records(recs, GradeConfig(workers=2)))
         agree = sum(g["correct"] == g["label"] for g in graded)
         assert agree / len(graded) >= minimum, (name, agree, len(graded))
+
+
+def test_constants_of_different_value_are_decided_without_sympy_and_mixed_numbers_are_not():
+    """Two constants we evaluate without SymPy and whose values differ are "incorrect" on
+    the value path; equal values, and mixed numbers (which math-verify reads as 1 + 1/10),
+    still go to math-verify, which agrees with every verdict here."""
+    cases = [("\\frac{3+2\\sqrt{3}}{3}", "2 + \\sqrt{3}", "incorrect", "value"),
+             ("7", "15 - 42√2", "incorrect", "value"),
+             ("\\frac{3+2\\sqrt{3}}{3}", "1 + \\frac{2\\sqrt{3}}{3}", "correct", "math-verify"),
+             ("1\\frac{1}{10}", "1.1", "correct", "math-verify"),
+             ("2\\frac{1}{2}", "2 \\frac{1}{3}", "incorrect", "math-verify")]
+    recs = [{"id": str(i), "answer": g, "completion": f"so \\boxed{{{p}}}"} for i, (g, p, _, _) in enumerate(cases)]
+    graded = list(grade_records(recs, GradeConfig(workers=1)))
+    assert [(r["verdict"], r["_tf"]["grade"]["path"]) for r in graded] == [(v, p) for _, _, v, p in cases]

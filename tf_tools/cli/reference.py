@@ -16,12 +16,11 @@ WIDTH = 100
 
 def help_text(verb: str) -> str:
     """``tf-<verb> --help`` at a fixed width, without running the command."""
-    import click
     import typer
 
     app = importlib.import_module(f"tf_tools.cli.{verb}").app
     cmd = typer.main.get_command(app)
-    ctx = click.Context(cmd, info_name=f"tf-{verb}", terminal_width=WIDTH, max_content_width=WIDTH)
+    ctx = cmd.context_class(cmd, info_name=f"tf-{verb}", terminal_width=WIDTH, max_content_width=WIDTH)
     return cmd.get_help(ctx).rstrip() + "\n"
 
 

@@ -64,6 +64,7 @@ class ClusterStats:
     mv_failures: int = 0  # math-verify crashed (= not equal)
     mv_seconds: float = 0.0  # worker time spent in math-verify
     all_pairs: int = 0  # what naive all-pairs clustering would compare
+    closure_merges: int = 0  # clusters merged through a member that is not the representative
     failed: int = 0
 
     @property
@@ -87,6 +88,7 @@ def canonical_key(pred: str) -> tuple[str, Any]:
 
 
 _WORDS_RE = re.compile(r"^[A-Za-z][A-Za-z \-']{2,}$")
+_MIXED_RE = re.compile(r"\d\s*\\[dt]?frac")
 _NOT_CONSTANT_LETTER_RE = re.compile(r"[a-df-hj-zA-DF-HJ-Z]")  # letters other than e, i
 
 
@@ -109,7 +111,9 @@ def form_of(pred: str) -> Form:
     if num is not None:
         return Form(num.value if num.exact else None, float(num.value), not num.exact, False)
     words = bool(_WORDS_RE.match(text) and _NOT_CONSTANT_LETTER_RE.search(text))
-    return Form(None, None if words else constant_value(text), "." in text, words)
+    # "1\frac{1}{10}": math-verify reads a mixed number (11/10), our reader a product
+    value = None if words or _MIXED_RE.search(text) else constant_value(text)
+    return Form(None, value, "." in text, words)
 
 
 def forms_differ(a: Form, b: Form) -> bool:
@@ -250,8 +254,10 @@ def cluster_answers(preds: list[str], eq: Equivalence) -> list[list[int]]:
     keep the math-verify workers busy, with the at most ``2 * workers`` earlier candidates
     still waiting for math-verify, any of which may become a representative); it joins the
     first cluster, in creation order, whose representative equals it (a fast "equal" wins
-    at once), else it starts one. The same partition as comparing all pairs whenever
-    equivalence is transitive.
+    at once), else it starts one. That is the partition of comparing all pairs whenever
+    equivalence is transitive; ``_close`` then merges the clusters that a non-representative
+    member links, so the result is the connected components of "equal" over all pairs even
+    where lenient readings make it not transitive.
     """
     stats = eq.stats
     latex = [latexify(p) for p in preds]  # math-verify misreads plain-text roots
@@ -342,13 +348,81 @@ def cluster_answers(preds: list[str], eq: Equivalence) -> list[list[int]]:
     while not place():
         ready.update(eq.results())
         wait()
-    clusters: list[list[int]] = [[] for _ in reps]
-    for g, c in zip(groups, cluster_of, strict=True):
-        assert c is not None
-        clusters[c].extend(g)
-    for members_of_c in clusters:
-        members_of_c.sort()
+    ready.update(eq.results() if pending else {})
+    wait()  # comparisons the placement did not need may still run: the closure uses them
+    final = [c for c in cluster_of if c is not None]
+    _close(final, len(reps), texts, forms, known, pending, eq)
+    merged: dict[int, list[int]] = {}
+    for g, c in zip(groups, final, strict=True):
+        merged.setdefault(c, []).extend(g)
+    clusters = sorted((sorted(m) for m in merged.values()), key=lambda m: m[0])
     return clusters
+
+
+def _close(cluster_of: list[int], n_clusters: int, texts: list[str], forms: list[Form],
+           known: dict[tuple[int, int], bool], running: dict[tuple[int, int], int],
+           eq: Equivalence) -> None:
+    """Merge clusters that any cross pair of candidates joins (in place: ``cluster_of``).
+
+    The representative pass gives the all-pairs partition when equivalence is transitive;
+    lenient readings are not ("6" = "≤ 6" = "6 or less", but "6" != "6 or less"). A cluster
+    with several distinct candidates ("9" and "3 * 3 = 9") can meet another cluster through
+    a member that is not its representative, so those members are compared with the
+    candidates of every other cluster (pairs already decided, two exact numbers, and
+    clusters already merged are skipped), and linked clusters merge: the connected
+    components of "equal", as comparing all pairs would give. Clusters of one distinct
+    candidate, the common case, cost nothing here.
+    """
+    stats = eq.stats
+    members: list[list[int]] = [[] for _ in range(n_clusters)]
+    for g, c in enumerate(cluster_of):
+        members[c].append(g)
+    extra = [g for m in members for g in m[1:]]  # distinct candidates that are not representatives
+    if not extra:
+        return
+    parent = list(range(n_clusters))
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    pairs = sorted({(min(a, b), max(a, b)) for a in extra for b in range(len(texts))
+                    if cluster_of[a] != cluster_of[b]})
+    pending: dict[int, tuple[int, int]] = {}
+    for j, i in pairs:
+        if find(cluster_of[j]) == find(cluster_of[i]):
+            continue
+        if (j, i) in known:  # math-verify answered in the first pass (a fast "equal" won there)
+            if known[(j, i)]:
+                parent[find(cluster_of[i])] = find(cluster_of[j])
+            continue
+        if (j, i) in running:  # sent in the first pass, answer not needed there: wait for it
+            pending[running[(j, i)]] = (j, i)
+            continue
+        if forms[i].exact is not None and forms[j].exact is not None:
+            continue  # two different exact numbers
+        verdict = eq.fast(texts[j], texts[i])
+        if verdict:
+            parent[find(cluster_of[i])] = find(cluster_of[j])
+            continue
+        if verdict is False or (eq.cfg.shortcuts and forms_differ(forms[j], forms[i])):
+            continue
+        answer, ticket = eq.submit(texts[j], texts[i])
+        if answer:
+            parent[find(cluster_of[i])] = find(cluster_of[j])
+        elif answer is None:
+            pending[ticket] = (j, i)
+    while pending:
+        for ticket, same in eq.results().items():
+            pair = pending.pop(ticket, None)
+            if pair is not None and same:
+                parent[find(cluster_of[pair[1]])] = find(cluster_of[pair[0]])
+    merges = sum(1 for c in range(n_clusters) if find(c) != c)
+    stats.closure_merges += merges
+    for g, c in enumerate(cluster_of):
+        cluster_of[g] = find(c)
 
 
 def entropy(sizes: Iterable[int]) -> float:

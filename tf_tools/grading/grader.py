@@ -123,15 +123,31 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
     if pred is None:
         return done("no_answer", "nothing extractable", "extract")
     undecided = False
+    path = "fast"
     for gold in golds:
         fast = fast_equal(gold, pred, cfg.tolerance)
         if fast is None:
-            undecided = True
+            if _values_differ(gold, pred):
+                path = "value"
+            else:
+                undecided = True
         elif fast.equal:
             return done("correct", fast.path, fast.path)
     if not undecided:
-        return done("incorrect", "numeric" if len(golds) == 1 else "no gold matched", "fast")
+        reason = ("different values" if path == "value" else "numeric") if len(golds) == 1 else "no gold matched"
+        return done("incorrect", reason, path)
     return _Pending(rec, pred, method, t0), golds
+
+
+def _values_differ(gold: str, pred: str) -> bool:
+    """Both answers are constants we evaluate without SymPy (``\\frac{\\sqrt{3}}{2}``,
+    ``12\\sqrt{3}``, ``2\\pi``) and their values differ (beyond 1e-9 relative, 1e-4 when one is
+    written as a decimal): math-verify would say "not equal", so it is not asked. Never says
+    two answers are equal: that stays math-verify's call."""
+    from tf_tools.clustering.answers import form_of, forms_differ
+
+    a, b = form_of(gold), form_of(pred)
+    return a.value is not None and b.value is not None and forms_differ(a, b)
 
 
 _COMMA_NUMBER = re.compile(r"-?\d+,\d+")
