@@ -22,6 +22,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -358,8 +360,9 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
                 bar.advance(1)
                 if on_step is not None:
                     on_step(last)
-                stopping = step + 1 < total_steps and stop.requested()
-                if stopping or ((step + 1) % cfg.save_steps == 0 and step + 1 < total_steps):
+                more = step + 1 < total_steps  # the last step ends in final/, not a checkpoint
+                stopping = more and stop.requested()
+                if more and (stopping or (step + 1) % cfg.save_steps == 0):
                     path = run.save_checkpoint(accelerator, step + 1, {"step": step + 1, **totals},
                                                cfg.save_total_limit)
                 if stopping:
@@ -391,9 +394,6 @@ class _StopOnSignal:
     SIGNALS = ("SIGTERM", "SIGUSR1")
 
     def __init__(self, accelerator: Any) -> None:
-        import signal
-        import threading
-
         self.accelerator = accelerator
         self.name = ""
         self._old: dict[int, Any] = {}
@@ -405,8 +405,6 @@ class _StopOnSignal:
                 self._old[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        import signal
-
         self.name = signal.Signals(signum).name
         self.accelerator.set_trigger()
 
@@ -417,8 +415,6 @@ class _StopOnSignal:
         return False
 
     def restore(self) -> None:
-        import signal
-
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
