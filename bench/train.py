@@ -8,15 +8,16 @@ The samples are real TrajFusion training data: the bundled teacher trajectories
 tf-grade | tf-cluster | tf-fuse. For each model (the tiny random Qwen2 of the tests and
 SmolLM2-135M-Instruct, which trains at 100-200 tokens/s on a shared 2-core CPU) the same
 samples, the same steps (micro-batches of 4 samples; global batch 16 for the tiny model, 8
-for SmolLM2, whose packed run gets --pack-length 1024: its samples are chosen at most 384
-tokens long to keep CPU time down, so rows of 384 would leave no room to pack), lr,
-schedule and clipping run in this process, in interleaved rounds (order alternating; the
-table shows each run's best round, the last line every round):
+for SmolLM2, whose samples are chosen at most 384 tokens long to keep CPU time down), lr,
+schedule and clipping run in this process, in interleaved rounds (order alternating); the
+table shows medians over the rounds, each ratio the median of the per-round ratios (a run
+against the baseline measured next to it), the last line the ratio of every round:
 
 - baseline: transformers ``Trainer``, ``DataCollatorForSeq2Seq`` (pads every micro-batch to
   its longest sample, labels -100 on the prompt: the same tokens and loss mask as ours), the
   default random order, float32, the Trainer's default (fused) AdamW;
-- tf-train (length-grouped padded micro-batches), and tf-train --packing; for the tiny
+- tf-train (length-grouped padded micro-batches), and tf-train --packing (each micro-batch
+  one unpadded row, attention per sample: tf_tools/training/attention.py); for the tiny
   model also both without length grouping (random order, as the baseline), which shows what
   packing alone removes.
 
@@ -167,29 +168,43 @@ def run_tf_train(model_path: str, records: list[dict], run: Path, max_length: in
             "steady": wall, "cpu": cpu, "steps": m["steps"], "loss": m["final_loss"]}
 
 
-def report(name: str, results: dict[str, dict]) -> list[str]:
-    """One table per model. Useful tok/s over the whole loop (wall clock), and over steps 2+
-    (the first step carries one-time start-up costs on both sides) per wall second and per
-    CPU second of this process (steadier than wall time on a shared machine)."""
-    base = results["baseline Trainer"]
-    lines = [f"\n== {name}: {results['_n']} samples, {base['tokens']} non-padding tokens, "
-             f"max length {results['_max_length']}, {base['steps']} optimizer steps of "
-             f"{results['_gb']} samples",
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def report(name: str, tries: dict[str, list[dict]], meta: dict) -> list[str]:
+    """One table per model: medians over the rounds. Each ratio is the median of the
+    per-round ratios (a run against the baseline of the same round, measured next to it):
+    useful tok/s over the whole loop (wall clock), and over steps 2+ (the first step carries
+    one-time start-up costs on both sides) per wall second and per CPU second of this
+    process (steadier than wall time on a shared machine)."""
+    base = tries["baseline Trainer"]
+    rounds = len(base)
+
+    def rate(r: dict) -> float:
+        return r["tokens"] / r["seconds"]
+
+    lines = [f"\n== {name}: {meta['n']} samples, {base[0]['tokens']} non-padding tokens, "
+             f"max length {meta['max_length']}, {base[0]['steps']} optimizer steps of "
+             f"{meta['gb']} samples; medians of {rounds} rounds",
              f"{'run':<26}{'padding':>8}{'loop s':>8}{'tok/s':>8}{'ratio':>7}"
              f"{'2+ tok/s':>10}{'ratio':>7}{'2+ tok/cpu-s':>14}{'ratio':>7}"]
-    for label, r in results.items():
-        if label.startswith("_"):
-            continue
-        rate = r["tokens"] / r["seconds"]
-        line = (f"{label:<26}{100 * r['padding']:>7.1f}%{r['seconds']:>8.1f}{rate:>8.0f}"
-                f"{rate / (base['tokens'] / base['seconds']):>6.2f}x")
-        if r["steady"] and base["steady"]:
-            line += (f"{r['steady']:>10.0f}{r['steady'] / base['steady']:>6.2f}x"
-                     f"{r['cpu']:>14.0f}{r['cpu'] / base['cpu']:>6.2f}x")
+    for label, runs in tries.items():
+        pairs = list(zip(runs, base, strict=True))
+        line = (f"{label:<26}{100 * runs[0]['padding']:>7.1f}%"
+                f"{_median([r['seconds'] for r in runs]):>8.1f}{_median([rate(r) for r in runs]):>8.0f}"
+                f"{_median([rate(r) / rate(b) for r, b in pairs]):>6.2f}x")
+        if all(r["steady"] and b["steady"] for r, b in pairs):
+            line += (f"{_median([r['steady'] for r in runs]):>10.0f}"
+                     f"{_median([r['steady'] / b['steady'] for r, b in pairs]):>6.2f}x"
+                     f"{_median([r['cpu'] for r in runs]):>14.0f}"
+                     f"{_median([r['cpu'] / b['cpu'] for r, b in pairs]):>6.2f}x")
         lines.append(line)
-    lines.append("steps 2+ tok/s of every round: " + "; ".join(
-        f"{label.strip()} " + " ".join(f"{x:.0f}" for x in r["all_steady"] if x)
-        for label, r in results.items() if not label.startswith("_")))
+    lines.append("ratio (whole loop) of every round: " + "; ".join(
+        f"{label.strip()} " + " ".join(f"{rate(r) / rate(b):.2f}" for r, b in zip(runs, base, strict=True))
+        for label, runs in tries.items() if label != "baseline Trainer"))
     return lines
 
 
@@ -201,8 +216,6 @@ def main() -> None:
     ap.add_argument("--smollm2-samples", type=int, default=32)
     ap.add_argument("--smollm2-max-length", type=int, default=384,
                     help="only samples this short (CPU time); --max-length of the runs")
-    ap.add_argument("--smollm2-pack-length", type=int, default=1024,
-                    help="--pack-length of the packed SmolLM2 run (room for several samples a row)")
     ap.add_argument("--global-batch", type=int, default=16, help="tiny model")
     ap.add_argument("--smollm2-global-batch", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=4)
@@ -211,7 +224,7 @@ def main() -> None:
                     help="torch threads for every run (1: an oversubscribed machine makes "
                          "multi-threaded timings measure waiting, not work)")
     ap.add_argument("--tiny-rounds", type=int, default=3)
-    ap.add_argument("--smollm2-rounds", type=int, default=2)
+    ap.add_argument("--smollm2-rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "train")
     args = ap.parse_args()
     os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -234,15 +247,15 @@ def main() -> None:
             from tests.tiny_model import build_tiny_qwen2
 
             path, limit, max_length = str(build_tiny_qwen2(args.out / "tiny-qwen2")), args.tiny_samples, args.tiny_max_length
-            gb, pack = args.global_batch, {}
+            gb = args.global_batch
         else:
             cache = Path(os.environ.get("TF_TOOLS_CACHE", Path.home() / ".cache" / "tf-tools"))
             path, limit, max_length = str(export_smollm2(cache / "smollm2-135m-instruct")), args.smollm2_samples, args.smollm2_max_length
-            gb, pack = args.smollm2_global_batch, {"pack_length": args.smollm2_pack_length}
+            gb = args.smollm2_global_batch
         chosen = pick(records, AutoTokenizer.from_pretrained(path), max_length, limit)
-        results: dict[str, dict] = {"_n": len(chosen), "_max_length": max_length, "_gb": gb}
+        meta = {"n": len(chosen), "max_length": max_length, "gb": gb}
         runs = [("baseline Trainer", None), ("tf-train", {}),
-                ("tf-train --packing", {"packing": True, **pack})]
+                ("tf-train --packing", {"packing": True})]
         if name == "tiny":  # what packing alone does to random (not length-grouped) batches
             runs += [("tf-train, random order", {"group_by_length": False}),
                      ("  + --packing", {"group_by_length": False, "packing": True})]
@@ -257,10 +270,7 @@ def main() -> None:
                 else:
                     run = args.out / f"run-{name}-{label.strip().replace(' ', '_')}"
                     tries[label].append(run_tf_train(path, chosen, run, max_length, gb, args, **flags))
-        for label, _ in runs:  # best of the rounds (least disturbed by other jobs)
-            results[label] = min(tries[label], key=lambda r: r["seconds"])
-            results[label]["all_steady"] = [r["steady"] for r in tries[label]]
-        lines = report(name, results)
+        lines = report(name, tries, meta)
         print("\n".join(lines), flush=True)
         out_lines += lines
     print(f"\nbench: {time.perf_counter() - start:.0f} s in all", file=sys.stderr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tf_tools.errors import InputError
+from tf_tools.errors import InputError, UsageError
 from tf_tools.fusion.text import assemble
 from tf_tools.training.data import (
     DataConfig,
@@ -212,6 +212,7 @@ def _toy_samples(tok, n=5):
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_packed_and_padded_rows_give_the_same_per_sample_loss(tiny_model, tok, attn):
+    """4D block masks (eager, and sdpa for models whose attention is not pluggable)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -242,3 +243,41 @@ def test_packed_and_padded_rows_give_the_same_per_sample_loss(tiny_model, tok, a
         leaky.attention_mask = torch.ones_like(leaky.input_ids)
         diff = (per_sample_losses(model, leaky, len(samples)) - ref).abs().max()
         assert diff > 1e-3
+
+
+def test_per_sample_sdpa_packs_one_unpadded_row_with_the_padded_losses_and_gradients(tiny_model, tok):
+    """tf-train's packing under sdpa: one row, cu_seq_lens, attention run per sample."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tf_tools.training.attention import VARLEN, use_sdpa, use_varlen
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    samples = _toy_samples(tok)
+    pad_id = tok.pad_token_id
+
+    def losses_and_grad(batch):
+        model.zero_grad()
+        got = per_sample_losses(model, batch, len(samples))
+        got.sum().backward()
+        return got.detach(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    ref, ref_grad = losses_and_grad(pad_batch(samples, pad_id))
+    assert use_varlen(model) and model.config._attn_implementation == VARLEN
+    row = pack_batch(samples, pad_id, capacity=64, attn_implementation=VARLEN)  # capacity unused
+    assert row.input_ids.shape == (1, sum(len(s) for s in samples)) and row.attention_mask is None
+    assert row.n_slots == row.n_tokens and row.cu_seq_lens.tolist()[-1] == row.n_tokens
+    got, grad = losses_and_grad(row)
+    assert torch.allclose(got, ref, atol=1e-4, rtol=0), (got - ref).abs().max()
+    assert torch.allclose(grad, ref_grad, atol=1e-4, rtol=1e-3), (grad - ref_grad).abs().max()
+    # teeth: the same row declared as one sample attends across samples
+    row.cu_seq_lens = torch.tensor([0, row.n_tokens], dtype=torch.int32)
+    with torch.no_grad():
+        assert (per_sample_losses(model, row, len(samples)) - ref).abs().max() > 1e-3
+    # and without cu_seq_lens (generation, a caller that forgot) it refuses rather than leaks
+    row.cu_seq_lens = None
+    with pytest.raises(UsageError, match="cu_seq_lens"):
+        per_sample_losses(model, row, len(samples))
+    use_sdpa(model)
+    assert model.config._attn_implementation == "sdpa"

@@ -31,6 +31,7 @@ from typing import Any
 
 from tf_tools import __version__, console
 from tf_tools.errors import Interrupted, TfError, UsageError
+from tf_tools.training import attention
 from tf_tools.training.checkpoints import RunFolder
 from tf_tools.training.data import (
     DataConfig,
@@ -291,6 +292,8 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     set_seed(cfg.seed)
     model = _load_model(cfg)  # after Accelerator: ZeRO-3 partitions while loading
     attn = getattr(model.config, "_attn_implementation", None) or "sdpa"
+    # packed rows under sdpa: attention per sample (no 4D mask over the row, no padding)
+    varlen = cfg.packing and attn == "sdpa" and attention.use_varlen(model)
     optimizer = _optimizer(model, cfg)
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -322,13 +325,16 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
         "mixed_precision": accelerator.mixed_precision, "attn_implementation": attn,
         "distributed_type": str(accelerator.distributed_type).split(".")[-1],
         "device": str(accelerator.device), "pad_token_id": _pad_id(tokenizer),
+        "packed_attention": (None if not cfg.packing else "per-sample sdpa (varlen)" if varlen
+                             else "position ids" if "flash" in attn else "4D block mask"),
     }
     console.info(f"{len(samples)} samples, {total_steps} steps ({steps_per_epoch} per epoch), "
                  f"{world} process(es), {accum} micro-batch(es) of <= {cfg.micro_batch_size} per "
-                 f"step and process, {resolved['mixed_precision']}, attention {attn}")
+                 f"step and process, {resolved['mixed_precision']}, attention {attn}"
+                 + (f", packed: {resolved['packed_attention']}" if cfg.packing else ""))
 
-    loop = _Loop(cfg, accelerator, model, optimizer, scheduler, samples, tokenizer, attn,
-                 rank, world, n_micro)
+    loop = _Loop(cfg, accelerator, model, optimizer, scheduler, samples, tokenizer,
+                 attention.VARLEN if varlen else attn, rank, world, n_micro)
     last: StepInfo | None = None
     log = open(run.loss_log, "a", encoding="utf-8") if main else None  # noqa: SIM115
     stop = _StopOnSignal(accelerator)
@@ -375,6 +381,7 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
             log.close()
 
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+    attention.use_sdpa(accelerator.unwrap_model(model))  # the saved model names plain sdpa
     run.save_final(accelerator, model, tokenizer, _student_dtype(cfg.model, cfg.save_dtype))
     manifest = _manifest(cfg, run, last, totals, stats, len(samples), total_steps, resolved,
                          resumed_from, ident["data"])
