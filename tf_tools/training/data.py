@@ -477,6 +477,9 @@ def forward_losses(model: Any, batch: Batch, keep_logits: bool = True) -> tuple[
         logits = out.logits[:, :-1]
         targets, owner = targets_all, batch.sample_index[:, 1:]
     keep = targets != -100
+    if bool(keep.all()):  # one packed row: every kept position is a target; no copy
+        return (F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none"),
+                owner.flatten())
     losses = F.cross_entropy(logits[keep].float(), targets[keep], reduction="none")
     return losses, owner[keep]
 
