@@ -1,14 +1,15 @@
 """Benchmark: useful (non-padding) tokens per second of tf-train, with and without --packing,
 against a plain transformers Trainer with a padding collator, on the same fused samples.
 
-    python bench/train.py [--models tiny,smollm2] [--tiny-samples 96] [--smollm2-samples 32]
+    python bench/train.py [--models tiny,smollm2] [--tiny-samples 96] [--smollm2-samples 24]
+                          [--smollm2-max-length 1024] [--smollm2-rounds 3]
 
 The samples are real TrajFusion training data: the bundled teacher trajectories
 (examples/data: GSM8K with GPT-3 solutions, MATH with Qwen2.5-Math solutions) through
 tf-grade | tf-cluster | tf-fuse. For each model (the tiny random Qwen2 of the tests and
 SmolLM2-135M-Instruct, which trains at 100-200 tokens/s on a shared 2-core CPU) the same
 samples, the same steps (micro-batches of 4 samples; global batch 16 for the tiny model, 8
-for SmolLM2, whose samples are chosen at most 384 tokens long to keep CPU time down), lr,
+for SmolLM2, which gets 24 samples to keep CPU time down; both at most 1024 tokens long), lr,
 schedule and clipping run in this process, in interleaved rounds (order alternating); the
 table shows medians over the rounds, each ratio the median of the per-round ratios (a run
 against the baseline measured next to it), the last line the ratio of every round:
@@ -205,6 +206,9 @@ def report(name: str, tries: dict[str, list[dict]], meta: dict) -> list[str]:
     lines.append("ratio (whole loop) of every round: " + "; ".join(
         f"{label.strip()} " + " ".join(f"{rate(r) / rate(b):.2f}" for r, b in zip(runs, base, strict=True))
         for label, runs in tries.items() if label != "baseline Trainer"))
+    lines.append("loop seconds of every round: " + "; ".join(
+        f"{label.strip()} " + " ".join(f"{r['seconds']:.1f}" for r in runs)
+        for label, runs in tries.items()))
     return lines
 
 
@@ -213,8 +217,8 @@ def main() -> None:
     ap.add_argument("--models", default="tiny,smollm2")
     ap.add_argument("--tiny-samples", type=int, default=96)
     ap.add_argument("--tiny-max-length", type=int, default=1024)
-    ap.add_argument("--smollm2-samples", type=int, default=32)
-    ap.add_argument("--smollm2-max-length", type=int, default=384,
+    ap.add_argument("--smollm2-samples", type=int, default=24)
+    ap.add_argument("--smollm2-max-length", type=int, default=1024,
                     help="only samples this short (CPU time); --max-length of the runs")
     ap.add_argument("--global-batch", type=int, default=16, help="tiny model")
     ap.add_argument("--smollm2-global-batch", type=int, default=8)

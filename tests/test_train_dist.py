@@ -48,6 +48,31 @@ def test_two_processes_under_torchrun_train_the_same_steps_as_one(tiny_model, tm
     assert len(losses(two)) == 4
 
 
+def test_accelerate_launch_with_the_shipped_fsdp_config_trains_and_says_it_is_ddp_on_cpu(tiny_model, tmp_path):
+    """examples/accelerate/fsdp.yaml parses under `accelerate launch` and trains packed on 2
+    CPU processes; accelerate shards with FSDP on GPUs only, so on a CPU it is DDP and
+    tf-train says so instead of leaving the user to believe the model is sharded."""
+    data = write_jsonl(tmp_path / "mixed.jsonl", mixed_records())
+    config = Path(__file__).resolve().parent.parent / "examples" / "accelerate" / "fsdp.yaml"
+    args = ["-m", str(tiny_model), str(data), "--epochs", "2", "--global-batch-size", "4",
+            "--micro-batch-size", "1", "--lr", "5e-3", "--packing"]
+    proc = subprocess.run([str(Path(sys.executable).parent / "accelerate"), "launch",
+                           "--config_file", str(config), "--num_processes", "2",
+                           "--mixed_precision", "no", "-m", "tf_tools.cli.train", *args,
+                           "-o", str(tmp_path / "launched")],
+                          capture_output=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    [manifest] = read_jsonl(proc.stdout)
+    assert manifest["config"]["world_size"] == 2
+    assert manifest["config"]["distributed_type"] == "MULTI_CPU"
+    assert manifest["config"]["packed_attention"] == "per-sample sdpa (varlen)"
+    assert "asks for FSDP, but accelerate runs FSDP on GPUs only" in proc.stderr.decode()
+    assert (tmp_path / "launched" / "final" / "model.safetensors").exists()
+    one = run_cli(*args, "-o", tmp_path / "one")
+    assert one.exit_code == 0, one.output
+    assert losses(tmp_path / "launched") == pytest.approx(losses(tmp_path / "one"), abs=1e-4)
+
+
 def test_sigkill_then_resume_gives_the_uninterrupted_loss_curve(tiny_model, tmp_path):
     data = write_jsonl(tmp_path / "mixed.jsonl", mixed_records())
     args = [tool("tf-train"), "-m", str(tiny_model), str(data), "--epochs", "40",

@@ -283,6 +283,11 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     accelerator = Accelerator(cpu=cpu, mixed_precision=_precision(cfg.precision),
                               gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=accum),
                               step_scheduler_with_optimizer=False)
+    kind = str(accelerator.distributed_type).split(".")[-1]
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and kind != "FSDP":
+        # accelerate (1.15) shards with FSDP on accelerators only; on CPUs it runs DDP
+        console.warn(f"the accelerate config asks for FSDP, but accelerate runs FSDP on GPUs "
+                     f"only: this run is {kind} (every process holds the whole model)")
     ds = getattr(accelerator.state, "deepspeed_plugin", None)
     if ds is not None:  # DeepSpeed wants these in its config before prepare()
         ds.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.micro_batch_size
@@ -323,7 +328,7 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
         "gradient_accumulation_steps": accum, "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps, "warmup_steps": warmup,
         "mixed_precision": accelerator.mixed_precision, "attn_implementation": attn,
-        "distributed_type": str(accelerator.distributed_type).split(".")[-1],
+        "distributed_type": kind,
         "device": str(accelerator.device), "pad_token_id": _pad_id(tokenizer),
         "packed_attention": (None if not cfg.packing else "per-sample sdpa (varlen)" if varlen
                              else "position ids" if "flash" in attn else "4D block mask"),
