@@ -168,7 +168,12 @@ def test_template_file_for_base_models(tiny_model, tmp_path):
 @pytest.fixture(scope="module")
 def vllm_tiny(tiny_model):
     pytest.importorskip("vllm")
-    return make_engine(EngineConfig(model=str(tiny_model), engine="vllm", max_model_len=512))
+    engine = make_engine(EngineConfig(model=str(tiny_model), engine="vllm", max_model_len=512))
+    yield engine
+    # shut vLLM down now, not at interpreter exit: by then later tests (tf-train resets
+    # accelerate's state) have torn down the process group vLLM would destroy, and its
+    # exit handler prints a traceback after the test summary
+    engine.close()
 
 
 @pytest.mark.slow

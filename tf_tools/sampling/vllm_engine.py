@@ -99,3 +99,11 @@ class VllmEngine:
             reason = "length" if o.finish_reason == "length" else "stop"
             done.append(Completion(o.text, reason, len(o.token_ids)))
         return done
+
+    def close(self) -> None:
+        """Shut the engine core down now (in-process use: tests, notebooks); otherwise vLLM
+        does it at interpreter exit, when the process group it tears down may be gone."""
+        try:
+            self.llm.llm_engine.engine_core.shutdown()
+        except AttributeError:  # another vLLM layout: leave it to vLLM's exit handler
+            pass
