@@ -28,8 +28,6 @@ from tf_tools.errors import UsageError
 
 VARLEN = "tf_varlen_sdpa"
 
-_registered = False
-
 
 def _varlen_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
                  dropout: float = 0.0, scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
@@ -43,7 +41,7 @@ def _varlen_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mask: 
         raise UsageError(f"attention '{VARLEN}' needs one packed row and cu_seq_lens_q "
                          "(tf-train passes them; generation does not)")
     window = kwargs.get("sliding_window")
-    bounds = cu.tolist()
+    bounds = cu.tolist()  # a CPU tensor (Batch.to leaves it there): no device sync per layer
     if window and max(b - a for a, b in zip(bounds[:-1], bounds[1:], strict=False)) > window:
         raise UsageError(f"a packed sample is longer than the model's sliding window ({window})",
                          hint="train with --attn-implementation eager (4D masks) or without --packing")
@@ -60,15 +58,12 @@ def _no_mask(*_args: Any, **_kwargs: Any) -> None:
 
 
 def register() -> None:
-    global _registered
-    if _registered:
-        return
+    """Make ``VARLEN`` known to transformers (idempotent: a dict entry)."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register(VARLEN, _varlen_sdpa)
     AttentionMaskInterface.register(VARLEN, _no_mask)
-    _registered = True
 
 
 def use_varlen(model: Any) -> bool:

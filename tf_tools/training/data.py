@@ -290,14 +290,14 @@ class Batch:
     sample_index: Any  # LongTensor (rows, width): index into the micro-batch's samples, -1 pad
     n_tokens: int  # real (non-padding) tokens
     n_slots: int  # rows * width
-    cu_seq_lens: Any = None  # IntTensor (samples + 1,): where each sample of one row starts
+    cu_seq_lens: Any = None  # CPU IntTensor (samples + 1,): where each sample of one row starts
     longest: int = 0  # the longest sample (with cu_seq_lens)
 
     def model_inputs(self) -> dict[str, Any]:
         out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
         if self.position_ids is not None:
             out["position_ids"] = self.position_ids
-        if self.cu_seq_lens is not None:  # transformers' names (its flash varlen path too)
+        if self.cu_seq_lens is not None:  # transformers' kwarg names, read by attention.VARLEN
             out.update(cu_seq_lens_q=self.cu_seq_lens, cu_seq_lens_k=self.cu_seq_lens,
                        max_length_q=self.longest, max_length_k=self.longest)
         return out
@@ -308,7 +308,7 @@ class Batch:
 
         return Batch(move(self.input_ids), move(self.labels), move(self.attention_mask),
                      move(self.position_ids), move(self.sample_index), self.n_tokens,
-                     self.n_slots, move(self.cu_seq_lens), self.longest)
+                     self.n_slots, self.cu_seq_lens, self.longest)  # bounds: read on the CPU
 
 
 def _labels(s: Sample) -> np.ndarray:
@@ -362,28 +362,13 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return [row for row in best[1] if row]
 
 
-def varlen_batch(samples: Sequence[Sample]) -> Batch:
-    """Every sample of the micro-batch in one row, back to back, nothing padded: restarting
-    position ids and ``cu_seq_lens`` (sample starts) for attention that runs per sample
-    (``attention.VARLEN``); no mask."""
-    import torch
-
-    ids = np.concatenate([s.input_ids for s in samples]).astype(np.int64)
-    labels = np.concatenate([_labels(s) for s in samples])
-    pos = np.concatenate([np.arange(len(s)) for s in samples])
-    index = np.concatenate([np.full(len(s), i) for i, s in enumerate(samples)])
-    cu = np.cumsum([0] + [len(s) for s in samples]).astype(np.int32)
-    return Batch(torch.from_numpy(ids)[None], torch.from_numpy(labels)[None], None,
-                 torch.from_numpy(pos)[None], torch.from_numpy(index)[None], int(ids.size),
-                 int(ids.size), torch.from_numpy(cu), max(len(s) for s in samples))
-
-
 def pack_batch(samples: Sequence[Sample], pad_id: int, capacity: int,
                attn_implementation: str = "sdpa") -> Batch:
     """Several samples per row (``pack_rows``); no token attends across samples.
 
-    ``attention.VARLEN`` (tf-train's packing under sdpa): one row, no mask
-    (``varlen_batch``). Others: rows of at most ``capacity`` tokens; sdpa/eager/others get a
+    ``attention.VARLEN`` (tf-train's packing under sdpa): every sample in one row, nothing
+    padded, no mask, ``cu_seq_lens`` (sample starts; kept on the CPU, where the attention
+    function reads them). Others: rows of at most ``capacity`` tokens; sdpa/eager/others get a
     4D block-diagonal causal mask (bool for sdpa, additive float for eager), plus restarting
     position ids; flash-attention: restarting position ids only, which transformers turns
     into its varlen path. Padding tokens attend to themselves only (a row with nothing to
@@ -394,11 +379,13 @@ def pack_batch(samples: Sequence[Sample], pad_id: int, capacity: int,
 
     from tf_tools.training.attention import VARLEN
 
-    if attn_implementation == VARLEN:
-        return varlen_batch(samples)
-    rows = pack_rows([len(s) for s in samples], capacity)
-    if all(len(row) == 1 for row in rows):
-        return pad_batch(samples, pad_id)  # nothing shares a row: no 4D mask needed
+    varlen = attn_implementation == VARLEN
+    if varlen:
+        rows = [list(range(len(samples)))]
+    else:
+        rows = pack_rows([len(s) for s in samples], capacity)
+        if all(len(row) == 1 for row in rows):
+            return pad_batch(samples, pad_id)  # nothing shares a row: no 4D mask needed
     width = max(sum(len(samples[i]) for i in row) for row in rows)
     n_rows = len(rows)
     ids = np.full((n_rows, width), pad_id, dtype=np.int64)
@@ -418,6 +405,11 @@ def pack_batch(samples: Sequence[Sample], pad_id: int, capacity: int,
             seq[r, at: at + n] = b
             at += n
         pos[r, at:] = np.arange(width - at)
+    if varlen:
+        lengths = [len(s) for s in samples]
+        cu = torch.from_numpy(np.cumsum([0, *lengths]).astype(np.int32))
+        return Batch(torch.from_numpy(ids), torch.from_numpy(labels), None, torch.from_numpy(pos),
+                     torch.from_numpy(index), sum(lengths), ids.size, cu, max(lengths))
     flash = "flash" in attn_implementation
     mask: Any = None
     if not flash:
