@@ -60,6 +60,9 @@ def test_short_run_learns_and_the_model_round_trips_through_tf_sample(tiny_model
     assert manifest["final_loss"] == pytest.approx(curve[-1], abs=1e-6)
     assert manifest["final"] == str(run / "final") and (run / "final" / "config.json").exists()
     assert manifest["samples"] == 1 and manifest["tokens_seen"] > 0
+    assert manifest["samples_by_kind"] == {"other": {"none": 1}}
+    assert manifest["skipped"] == {"too_long": 0, "bad": 0, "empty": 0, "by_kind": {}, "fraction": 0.0}
+    assert "skipped" not in result.stderr and "hint:" not in result.stderr
     assert manifest["config"]["lr"] == 1e-2 and manifest["config"]["world_size"] == 1
     assert json.loads((run / "manifest.json").read_text()) == manifest
     assert "trained 45 steps on 1 samples" in result.stderr
@@ -146,7 +149,8 @@ def test_keep_going_skips_bad_records_and_exits_3(tiny_model, tmp_path):
                      "--global-batch-size", "2", "--micro-batch-size", "2")
     assert result.exit_code == 3, result.output
     [manifest] = read_jsonl(result.stdout)
-    assert manifest["samples"] == 2 and manifest["skipped"] == {"too_long": 0, "bad": 1}
+    assert manifest["samples"] == 2 and manifest["skipped"] == {
+        "too_long": 0, "bad": 1, "empty": 0, "by_kind": {"other": {"none": 1}}, "fraction": 0.3333}
     assert "line 2 of" in result.stderr and "(skipped)" in result.stderr
 
 
@@ -159,6 +163,33 @@ def test_too_long_samples_are_reported_and_skipped(tiny_model, tmp_path):
     [manifest] = read_jsonl(result.stdout)
     assert manifest["samples"] == 2 and manifest["skipped"]["too_long"] == 1
     assert f"line 2 of {data}: " in result.stderr and "> --max-length 64" in result.stderr
+
+
+def test_skipped_samples_are_counted_by_kind_and_k_with_a_warning(tiny_model, tmp_path):
+    long = "8 " * 200
+    records = [
+        chat(QUESTION, ANSWER, kind="fused", k=1), chat(QUESTION, long, kind="fused", k=3),
+        chat(QUESTION, ANSWER, kind="rft", k=0), chat(QUESTION, long, kind="fused", k=2),
+        chat(QUESTION, "8 " * 15, kind="fused", k=2), chat(QUESTION, long, kind="rft", k=0),
+        chat(QUESTION, ANSWER, kind="rft", k=0), chat(QUESTION, long, kind="fused", k=3),
+        chat(QUESTION, ANSWER),  # a dataset from elsewhere: no kind, no k
+    ]
+    data = write_jsonl(tmp_path / "t.jsonl", records)
+    result = run_cli("-m", tiny_model, data, "-o", tmp_path / "run", "--max-length", "64", "--epochs", "1",
+                     "--global-batch-size", "5", "--micro-batch-size", "5")
+    assert result.exit_code == 0, result.output
+    [manifest] = read_jsonl(result.stdout)
+    assert manifest["samples"] == 5
+    assert manifest["samples_by_kind"] == {"fused": {"1": 1, "2": 1}, "rft": {"0": 2}, "other": {"none": 1}}
+    assert manifest["skipped"] == {"too_long": 4, "bad": 0, "empty": 0, "fraction": 0.4444,
+                                   "by_kind": {"fused": {"2": 1, "3": 2}, "rft": {"0": 1}}}
+    # 15 x ("8", " "): Qwen2's pre-tokenizer splits digits one by one; plus <|im_end|>
+    assert manifest["longest_answer_tokens"] == 31
+    assert ("skipped 4 of 9 samples (44.4%): 4 longer than --max-length 64 tokens (never cut); "
+            "by kind and k: fused k=2: 1, k=3: 2; rft k=0: 1") in result.stderr
+    assert "more than 1% of the training samples are skipped" in result.stderr
+    assert "hint: pass the training length to tf-fuse --max-tokens" in result.stderr
+    assert "trained 1 steps on 5 samples (4 skipped, 44.4%)" in result.stderr
 
 
 def test_missing_student_and_missing_flags(tmp_path):

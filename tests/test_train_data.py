@@ -10,6 +10,8 @@ from tf_tools.errors import InputError, UsageError
 from tf_tools.fusion.text import assemble
 from tf_tools.training.data import (
     DataConfig,
+    LoadStats,
+    by_kind_and_k,
     forward_losses,
     load_samples,
     pack_batch,
@@ -153,6 +155,66 @@ def test_long_samples_are_skipped_and_reported_never_cut(tok):
     assert [len(s) for s in samples] == [len(samples[0])] * 2 and stats.too_long == 1
     assert len(reports) == 1 and reports[0].startswith("line 2 of t.jsonl: ")
     assert "--max-length 64" in reports[0] and "'long'" in reports[0]
+
+
+def test_kept_and_skipped_samples_are_counted_by_kind_and_k(tok):
+    def chat(answer: str, **extra) -> dict:
+        return {"messages": [{"role": "user", "content": "q"},
+                             {"role": "assistant", "content": answer}], **extra}
+
+    long = "8 " * 300
+    records = [
+        chat("8", kind="fused", k=2),
+        chat("8 " * 10, kind="rft", k=0),  # the longest kept answer
+        chat(long, kind="fused", k=3), chat(long, kind="fused", k=3), chat(long, kind="fused", k=1),
+        chat(long, kind="rft", k=0), chat("8"), chat(long), chat("8", kind="sft", k=True),
+        {"id": "bad", "kind": "rft", "k": 0},  # no messages: bad (keep_going)
+    ]
+    reports: list[str] = []
+    samples, stats = load_samples(records, tok, DataConfig(max_length=64), keep_going=True,
+                                  on_skip=reports.append)
+    assert (stats.read, stats.kept, stats.too_long, stats.bad, stats.empty) == (10, 4, 5, 1, 0)
+    assert stats.kept_by == {"fused": {"2": 1}, "rft": {"0": 1}, "other": {"none": 2}}
+    assert stats.skipped_by == {"fused": {"3": 2, "1": 1}, "rft": {"0": 2}, "other": {"none": 1}}
+    assert list(by_kind_and_k(stats.skipped_by)["fused"]) == ["1", "3"]
+    assert stats.skipped == 6 and stats.skipped_fraction == 0.6 and len(reports) == 6
+    # the answer "8 8 ... 8 " is 10 x ("8", " ") under Qwen2's pre-tokenizer (digits one by
+    # one), plus the end-of-turn token <|im_end|>
+    assert stats.longest_answer_tokens == 21 == max(s.answer_tokens for s in samples)
+    # with nothing masked, a one-turn sample trains exactly its answer
+    assert all(s.answer_tokens == s.n_trained for s in samples)
+
+
+def test_the_skip_summary_warns_above_one_percent_only():
+    import logging
+
+    from tf_tools.training.loop import TrainConfig, _report_skips
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.getLogger("tf_tools")
+    log.addHandler(handler)
+    level = log.level
+    log.setLevel(logging.WARNING)
+    cfg = TrainConfig(model="m", output="o", max_length=512)
+    try:
+        _report_skips([], LoadStats(read=200, kept=198, too_long=2,
+                                    skipped_by={"fused": {"3": 2}}), cfg)
+        assert lines == ["warning: skipped 2 of 200 samples (1.0%): 2 longer than --max-length "
+                         "512 tokens (never cut); by kind and k: fused k=3: 2"]
+        lines.clear()
+        _report_skips([], LoadStats(read=200, kept=197, too_long=3,
+                                    skipped_by={"fused": {"3": 2}, "rft": {"0": 1}}), cfg)
+        assert "by kind and k: fused k=3: 2; rft k=0: 1" in lines[0]
+        assert "more than 1% of the training samples are skipped" in lines[1]
+        assert lines[2].startswith("hint: pass the training length to tf-fuse --max-tokens")
+        lines.clear()
+        _report_skips([], LoadStats(read=200, kept=200), cfg)
+        assert lines == []
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 # ----------------------------------------------------------------------------- plan

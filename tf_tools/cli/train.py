@@ -104,9 +104,11 @@ def train(
         if manifest.get("steps"):
             from tf_tools import console
 
+            n_skipped = skipped["too_long"] + skipped["bad"] + skipped.get("empty", 0)
             console.log.warning(
-                "trained %d steps on %d samples: %d tokens (%s tok/s, padding %.1f%%), final "
+                "trained %d steps on %d samples%s: %d tokens (%s tok/s, padding %.1f%%), final "
                 "loss %s; model in %s", manifest["steps"], manifest["samples"],
+                f" ({n_skipped} skipped, {100 * skipped.get('fraction', 0):.1f}%)" if n_skipped else "",
                 manifest["tokens_seen"], manifest["tokens_per_s"],
                 100 * manifest["padding_share"], manifest["final_loss"], manifest["final"])
         if keep_going and skipped.get("bad"):

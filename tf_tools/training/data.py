@@ -17,6 +17,10 @@
   do not under sdpa or eager, DESIGN §6); flash-attention gets position ids only (its
   varlen path).
 
+- ``load_samples``: tokenise every record, skip the ones that cannot train (too long, bad,
+  nothing trained left) and count kept and skipped samples by kind (fused / rft / other)
+  and k, so a caller can say which samples were lost.
+
 It does not cut long samples (they are reported and skipped by the caller) and does not
 touch the model. torch is imported inside the functions that build tensors.
 """
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +38,7 @@ from tf_tools.errors import InputError, TfError
 
 SEGMENT_KINDS = ("incorrect", "reflection", "correct")
 ROLES_PROMPT = ("system", "user", "tool", "developer")
+SAMPLE_KINDS = ("fused", "rft")  # tf-fuse's ``kind``; anything else counts as "other"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Sample:
     trained: np.ndarray  # bool, (n,); never true at position 0 (nothing predicts it)
     id: Any = None
     where: str = ""
+    answer_tokens: int = 0  # the longest assistant turn, its end-of-turn token included
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -167,30 +173,72 @@ def tokenize_record(rec: dict[str, Any], tokenizer: Any, cfg: DataConfig,
     ids = np.asarray(enc["input_ids"], dtype=np.int32)
     starts = np.asarray([a for a, _b in enc["offset_mapping"]], dtype=np.int64)
     trained = np.zeros(len(ids), dtype=bool)
+    answer_tokens = 0
     for a, b in spans:
-        trained |= (starts >= a) & (starts < b)
+        turn = (starts >= a) & (starts < b)
+        trained |= turn
+        answer_tokens = max(answer_tokens, int(turn.sum()))
     for a, b in masked:
         trained &= ~((starts >= a) & (starts < b))
     if len(trained):
         trained[0] = False
-    return Sample(ids, trained, rec.get("id"), where)
+    return Sample(ids, trained, rec.get("id"), where, answer_tokens)
+
+
+def kind_and_k(rec: Any) -> tuple[str, str]:
+    """What a sample is counted under: its kind (fused / rft / other) and its k ("none" if
+    the record has none, as datasets from elsewhere)."""
+    kind = rec.get("kind") if isinstance(rec, dict) else None
+    k = rec.get("k") if isinstance(rec, dict) else None
+    return (kind if kind in SAMPLE_KINDS else "other",
+            str(k) if isinstance(k, int) and not isinstance(k, bool) else "none")
+
+
+def _count(table: dict[str, dict[str, int]], rec: Any) -> None:
+    kind, k = kind_and_k(rec)
+    by_k = table.setdefault(kind, {})
+    by_k[k] = by_k.get(k, 0) + 1
+
+
+def by_kind_and_k(table: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """``table`` in a stable order: fused, rft, other; k ascending, "none" last."""
+    kinds = [*SAMPLE_KINDS, "other"]
+
+    def k_order(k: str) -> tuple[int, int]:
+        return (0, int(k)) if k.isdigit() else (1, 0)
+
+    return {kind: {k: table[kind][k] for k in sorted(table[kind], key=k_order)}
+            for kind in sorted(table, key=kinds.index)}
 
 
 @dataclass
 class LoadStats:
     read: int = 0
     kept: int = 0
-    too_long: int = 0
-    bad: int = 0
+    too_long: int = 0  # over max_length tokens
+    bad: int = 0  # invalid records (only with keep_going; otherwise they stop the load)
+    empty: int = 0  # no trained token left after masking
+    kept_by: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> k -> samples
+    skipped_by: dict[str, dict[str, int]] = field(default_factory=dict)
+    longest_answer_tokens: int = 0  # over the kept samples
+
+    @property
+    def skipped(self) -> int:
+        return self.too_long + self.bad + self.empty
+
+    @property
+    def skipped_fraction(self) -> float:
+        return self.skipped / self.read if self.read else 0.0
 
 
 def load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: DataConfig,
                  where: Callable[[], str] = lambda: "", keep_going: bool = False,
                  on_skip: Callable[[str], None] | None = None) -> tuple[list[Sample], LoadStats]:
-    """Tokenise every record; skip (and report through ``on_skip``) the too-long ones.
+    """Tokenise every record; skip (and report through ``on_skip``) the too-long ones and
+    those with no trained token left.
 
     A bad record stops with an ``InputError`` naming its line, or with ``keep_going`` is
-    reported and skipped.
+    reported and skipped. ``stats`` counts kept and skipped samples by kind and k.
     """
     samples: list[Sample] = []
     stats = LoadStats()
@@ -203,21 +251,26 @@ def load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: DataCon
             if not keep_going:
                 raise InputError(exc.bare_message, where=at, hint=exc.hint) from None
             stats.bad += 1
+            _count(stats.skipped_by, rec)
             if on_skip:
                 on_skip(f"{at}: {exc.bare_message} (skipped)")
             continue
         if len(s) > cfg.max_length:
             stats.too_long += 1
+            _count(stats.skipped_by, rec)
             if on_skip:
                 on_skip(f"{at}: {len(s)} tokens > --max-length {cfg.max_length} (id "
                         f"{s.id!r}): skipped, not cut")
             continue
         if s.n_trained == 0:
-            stats.bad += 1
+            stats.empty += 1
+            _count(stats.skipped_by, rec)
             if on_skip:
                 on_skip(f"{at}: no trained token left after masking (id {s.id!r}): skipped")
             continue
         samples.append(s)
+        _count(stats.kept_by, rec)
+        stats.longest_answer_tokens = max(stats.longest_answer_tokens, s.answer_tokens)
     stats.kept = len(samples)
     return samples, stats
 

@@ -37,6 +37,7 @@ from tf_tools.training.data import (
     DataConfig,
     LoadStats,
     Sample,
+    by_kind_and_k,
     collate,
     fingerprint,
     forward_losses,
@@ -487,14 +488,38 @@ class _Loop:
         return (float(totals[0]) / n_trained, lr, grad_norm, n_tokens, n_trained, int(totals[1]))
 
 
+#: more than this share of the samples read skipped: a warning with what to do
+SKIP_WARN_FRACTION = 0.01
+
+
+def _describe(table: dict[str, dict[str, int]]) -> str:
+    """``fused k=3: 2, k=2: 1; rft k=0: 1``."""
+    return "; ".join(f"{kind} " + ", ".join(f"k={k}: {n}" for k, n in by_k.items())
+                     for kind, by_k in by_kind_and_k(table).items())
+
+
 def _report_skips(skipped: list[str], stats: LoadStats, cfg: TrainConfig) -> None:
     for line in skipped[:10]:
         console.warn(line)
     if len(skipped) > 10:
         console.warn(f"... and {len(skipped) - 10} more")
-    if stats.too_long:
-        console.warn(f"skipped {stats.too_long} of {stats.read} samples longer than "
-                     f"--max-length {cfg.max_length} tokens (never cut)")
+    if not stats.skipped:
+        return
+    why = [f"{n} {what}" for n, what in (
+        (stats.too_long, f"longer than --max-length {cfg.max_length} tokens (never cut)"),
+        (stats.bad, "bad"), (stats.empty, "with no trained token left")) if n]
+    share = stats.skipped_fraction
+    console.warn(f"skipped {stats.skipped} of {stats.read} samples "
+                 f"({f'{100 * share:.1f}%' if share >= 0.001 else '<0.1%'}): {', '.join(why)}; "
+                 "by kind and k: "
+                 f"{_describe(stats.skipped_by)}")
+    if share > SKIP_WARN_FRACTION:
+        console.warn(f"more than {SKIP_WARN_FRACTION:.0%} of the training samples are skipped: "
+                     "the student does not train on the data it was given")
+        hint = ("pass the training length to tf-fuse --max-tokens so wrong segments are trimmed "
+                "instead of whole samples dropped, or raise --max-length") if stats.too_long else (
+                "see the lines above for the records skipped and why")
+        console.log.warning("hint: %s", hint)
 
 
 def _manifest(cfg: TrainConfig, run: RunFolder, last: StepInfo | None, totals: dict[str, Any],
@@ -505,7 +530,11 @@ def _manifest(cfg: TrainConfig, run: RunFolder, last: StepInfo | None, totals: d
         "run": str(run.path), "final": str(run.final), "loss_log": str(run.loss_log),
         "model": cfg.model, "steps": last.step if last else total_steps,
         "epochs": cfg.epochs, "samples": n_samples,
-        "skipped": {"too_long": stats.too_long, "bad": stats.bad},
+        "samples_by_kind": by_kind_and_k(stats.kept_by),
+        "longest_answer_tokens": stats.longest_answer_tokens,
+        "skipped": {"too_long": stats.too_long, "bad": stats.bad, "empty": stats.empty,
+                    "by_kind": by_kind_and_k(stats.skipped_by),
+                    "fraction": round(stats.skipped_fraction, 4)},
         "tokens_seen": totals["tokens"], "trained_tokens_seen": totals["trained_tokens"],
         "padding_share": round(1 - totals["tokens"] / totals["slots"], 4) if totals["slots"] else 0.0,
         "final_loss": round(last.loss, 6) if last else None,
