@@ -21,6 +21,7 @@ from tf_tools.fusion import (
     load_reflections,
     strip_markers,
 )
+from tf_tools.schema import DEFAULT_SYSTEM
 
 from .conftest import read_jsonl, write_jsonl
 from .test_cluster import GOLDEN_COMPLETIONS, PROBLEM, golden_summary
@@ -60,9 +61,11 @@ def test_worked_example_golden():
         "3 \\times 5 = 15, so the answer is \\boxed{15}.\n\nWait, let me check that again.\n\n"
         "Each box holds 3 apples and there are 4 boxes, so 3 \\times 4 = 12. "
         "The answer is \\boxed{12}.")
-    assert out[0]["messages"] == [{"role": "user", "content": PROBLEM},
+    # system: tf-sample's default (the trajectories carry no _tf.sample), DESIGN §3
+    assert out[0]["messages"] == [{"role": "system", "content": DEFAULT_SYSTEM},
+                                  {"role": "user", "content": PROBLEM},
                                   {"role": "assistant", "content": text0}]
-    assert out[1]["messages"][1]["content"] == text1
+    assert out[1]["messages"][-1]["content"] == text1
     assert out[0]["segments"] == [
         {"kind": "incorrect", "start": 0, "end": 38}, {"kind": "reflection", "start": 40, "end": 70},
         {"kind": "incorrect", "start": 72, "end": 117}, {"kind": "reflection", "start": 119, "end": 149},
@@ -83,7 +86,7 @@ def test_worked_example_any_seed_keeps_the_structure():
     s = golden_summary()
     for seed in range(20):
         out = list(fuse_records([s], FuseConfig(seed=seed)))
-        text = out[0]["messages"][1]["content"]
+        text = out[0]["messages"][-1]["content"]
         segs = out[0]["segments"]
         assert text[segs[0]["start"]:segs[0]["end"]] in W7
         assert text[segs[2]["start"]:segs[2]["end"]] == W15
@@ -219,7 +222,8 @@ def test_budget_drops_smallest_cluster_first_then_the_sample(tiny_tokenizer):
 
     def tokens(*pieces):
         text = SEP.join(pieces)
-        return counter.count([{"role": "user", "content": PROBLEM},
+        return counter.count([{"role": "system", "content": DEFAULT_SYSTEM},
+                              {"role": "user", "content": PROBLEM},
                               {"role": "assistant", "content": text}])
 
     full0 = tokens(W7[0], R, W15, R, C0)

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from tf_tools.clustering import ClusterConfig, cluster_records
 from tf_tools.fusion import REFLECTIONS, FuseConfig, FuseStats, fuse_records, strip_markers
+from tf_tools.schema import DEFAULT_SYSTEM
 
 GOLD = "42"
 WRONG = ["7", "7.0", "\\frac{14}{2}", "8", "9", "-1", "\\sqrt{2}", "No solution", "1/2", "0.5"]
@@ -96,7 +97,7 @@ def test_fused_samples_invariants(trajectories, cfg):
         assert len(set(used)) == len(used)
         # unknown input keys survive
         assert s["user_tag"] == by_idx[(s["id"], 0)]["user_tag"]
-        assert s["problem"] == s["messages"][0]["content"]
+        assert s["problem"] == s["messages"][-2]["content"]
     # same seed, same output; another order of problems, the same samples per problem
     again = list(fuse_records(reversed(summaries), cfg))
     key = lambda r: (r["id"], r["_tf"]["fuse"]["sample"])  # noqa: E731
@@ -111,4 +112,5 @@ def test_policy_rft_reproduces_plain_rft(trajectories, max_correct):
     want = [(p["id"], t) for p in summaries for t in rft_reference(p, max_correct)]
     assert [(s["id"], s["messages"][-1]["content"]) for s in out] == want
     assert all(s["kind"] == "rft" and s["k"] == 0 and len(s["segments"]) == 1 for s in out)
-    assert all(s["messages"][:-1] == [{"role": "user", "content": s["problem"]}] for s in out)
+    assert all(s["messages"][:-1] == [{"role": "system", "content": DEFAULT_SYSTEM},
+                                      {"role": "user", "content": s["problem"]}] for s in out)

@@ -10,7 +10,8 @@ import typer
 from tf_tools.cli import common
 
 HELP = """Read problem summaries (tf-cluster's output) and write one training sample per kept
-correct trajectory: `messages` (optional system, user = problem, assistant = fused text),
+correct trajectory: `messages` (system = the prompt the teacher was sampled with, user = problem,
+assistant = fused text),
 `kind` (fused | rft), `k`, `segments` (character offsets of each incorrect / reflection /
 correct piece) and `_tf.fuse`. Problems without a correct trajectory produce nothing.
 
@@ -55,7 +56,7 @@ def fuse(
     min_modes: Annotated[float, typer.Option("--min-modes", min=0.0, help="threshold: ... and the effective number of error modes e^H is at least this.")] = 1.0,
     max_correct: Annotated[int, typer.Option("--max-correct", min=1, help="Samples per problem: one per deduplicated correct trajectory, at most this many.")] = 4,
     reflections: Annotated[str | None, typer.Option("--reflections", metavar="FILE", help="Reflection prompts, one per line (# comments), instead of the built-in pool.")] = None,
-    system: Annotated[str | None, typer.Option("--system", help="System message of every sample (default: none).")] = None,
+    system: Annotated[str | None, typer.Option("--system", help="System message of every sample ('' for none). Default: the system prompt the teacher was sampled with (_tf.sample.system), or tf-sample's default when the trajectories carry none, so the student trains under the prompt tf-sample evaluates it with.")] = None,
     tokenizer: Annotated[str | None, typer.Option("--tokenizer", metavar="PATH", help="The student's tokenizer (a local folder or .gguf file) for --max-tokens and the token counts.")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Length budget of prompt + answer: drop wrong segments (smallest cluster first), then the sample.")] = None,
     problem_key: Annotated[str, typer.Option("--problem-key", help="Field with the problem text.")] = "problem",
@@ -69,6 +70,7 @@ def fuse(
     with common.command("tf-fuse", verbose, quiet):
         from tf_tools import console
         from tf_tools.fusion import FuseConfig, FuseStats, fuse_records, load_counter
+        from tf_tools.fusion.fuse import FROM_TRAJECTORIES
         from tf_tools.fusion.text import REFLECTIONS, load_reflections
         from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard, skip_ids
 
@@ -80,7 +82,8 @@ def fuse(
             policy=policy.value, gamma=gamma, k_max=k_max, min_error_rate=min_error_rate,
             min_modes=min_modes, max_correct=max_correct, seed=seed,
             reflections=load_reflections(reflections) if reflections else REFLECTIONS,
-            reflections_source=reflections or "builtin", system=system,
+            reflections_source=reflections or "builtin",
+            system=FROM_TRAJECTORIES if system is None else system,
             max_tokens=max_tokens, tokenizer=tokenizer, id_key=id_key, problem_key=problem_key,
             completion_key=completion_key,
         )

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tf_tools.cli import common
+from tf_tools.schema import DEFAULT_SYSTEM
 
 HELP = """For each problem, N sampled solutions, one trajectory record per sample (the N
 samples of a problem together, problems in input order). Each sample's seed is derived
@@ -39,7 +40,7 @@ def sample(
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop string (repeatable).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Base seed; per-sample seeds derive from it.")] = 0,
     engine: Annotated[str | None, typer.Option("--engine", help="vllm (default when vLLM imports) or hf (transformers).")] = None,
-    system: Annotated[str, typer.Option("--system", help="System prompt ('' for none).")] = "Please reason step by step, and put your final answer within \\boxed{}.",
+    system: Annotated[str, typer.Option("--system", help="System prompt ('' for none).")] = DEFAULT_SYSTEM,
     template: Annotated[str | None, typer.Option("--template", help="Prompt template file with {problem}, for models without a chat template.")] = None,
     problem_key: Annotated[str | None, typer.Option("--problem-key", help="Field with the problem text (default: problem, question, ...).")] = None,
     answer_key: Annotated[str | None, typer.Option("--answer-key", help="Field with the gold answer (default: answer, final_answer, ...).")] = None,

@@ -32,6 +32,10 @@ from tf_tools.fusion import policy as policies
 from tf_tools.fusion.text import END_MARKERS, REFLECTIONS, SEPARATOR, assemble, strip_markers
 from tf_tools.fusion.tokens import TokenCounter, load_counter
 from tf_tools.records import TF_KEY, Record, is_failed
+from tf_tools.schema import DEFAULT_SYSTEM
+
+#: FuseConfig.system's default: the prompt the teacher was sampled with (DESIGN §3)
+FROM_TRAJECTORIES = "\x00from-trajectories"
 
 #: problem-summary keys not carried into training samples (the trajectory lists)
 DROPPED_KEYS = frozenset({"correct", "clusters", "unclustered"})
@@ -49,7 +53,10 @@ class FuseConfig:
     seed: int = 0
     reflections: tuple[str, ...] = REFLECTIONS
     reflections_source: str | None = None  # where they came from (a file name), for _tf.fuse
-    system: str | None = None
+    #: the system message of every sample; FROM_TRAJECTORIES (the default): the system prompt
+    #: the teacher was sampled with (``_tf.sample.system``), or tf-sample's default when the
+    #: trajectories carry no ``_tf.sample``; None or "": no system message
+    system: str | None = FROM_TRAJECTORIES
     max_tokens: int | None = None
     tokenizer: str | None = None
     id_key: str = "id"
@@ -92,6 +99,19 @@ class FuseStats:
 class _Traj:
     text: str
     sample_idx: Any
+    system: str | None = None  # the system prompt it was sampled with (see sampled_system)
+
+
+def sampled_system(traj: dict[str, Any]) -> str | None:
+    """The system prompt a trajectory was sampled with: ``_tf.sample.system`` (None or ""
+    for none); tf-sample's default when the trajectory carries no ``_tf.sample`` (it came
+    from elsewhere, and tf-sample would have used that default to evaluate the student)."""
+    tf = traj.get(TF_KEY)
+    sample = tf.get("sample") if isinstance(tf, dict) else None
+    if not isinstance(sample, dict):
+        return DEFAULT_SYSTEM
+    system = sample.get("system")
+    return system if isinstance(system, str) and system else None
 
 
 def _trajectories(items: Any, kinds: tuple[str, ...], text_key: str) -> list[_Traj]:
@@ -107,7 +127,7 @@ def _trajectories(items: Any, kinds: tuple[str, ...], text_key: str) -> list[_Tr
                              hint="name the model output with --completion-key")
         out.append(t)
     out.sort(key=_idx_key)
-    return [_Traj(t[text_key], t.get("sample_idx")) for t in out]
+    return [_Traj(t[text_key], t.get("sample_idx"), sampled_system(t)) for t in out]
 
 
 def _idx_key(t: dict[str, Any]) -> tuple[int, Any]:
@@ -132,7 +152,8 @@ class Fuser:
         }
 
     def _clean(self, trajs: list[_Traj]) -> list[_Traj]:
-        out = [_Traj(strip_markers(t.text, self.cfg.markers), t.sample_idx) for t in trajs]
+        out = [_Traj(strip_markers(t.text, self.cfg.markers), t.sample_idx, t.system)
+               for t in trajs]
         return [t for t in out if t.text]
 
     def correct(self, rec: Record) -> list[_Traj]:
@@ -171,11 +192,10 @@ class Fuser:
                                min_error_rate=cfg.min_error_rate, min_modes=cfg.min_modes)
         stats.k_policy[k0] += 1
         rng = random.Random(f"{cfg.seed}:{pid}")
-        prompt = [{"role": "system", "content": cfg.system}] if cfg.system is not None else []
-        prompt.append({"role": "user", "content": str(rec[cfg.problem_key])})
         carried = {k: v for k, v in rec.items() if k not in DROPPED_KEYS and k != TF_KEY}
         out = []
         for j, right in enumerate(correct):
+            prompt = self.prompt(rec, right)
             order = [(j + i) % m for i in range(k0)]
             wrong = [(c, rng.choice(clusters[c])) for c in order]
             if k0 <= len(cfg.reflections):
@@ -205,6 +225,13 @@ class Fuser:
         else:
             stats.problems_rft += 1
         return out
+
+    def prompt(self, rec: Record, right: _Traj) -> list[dict[str, str]]:
+        """System (the one the correct trajectory was sampled with, unless overridden) and
+        user messages: the prompt the student is evaluated with by tf-sample."""
+        system = right.system if self.cfg.system == FROM_TRAJECTORIES else self.cfg.system
+        prompt = [{"role": "system", "content": system}] if system else []
+        return [*prompt, {"role": "user", "content": str(rec[self.cfg.problem_key])}]
 
     def _fit(self, prompt: list[dict[str, str]], wrong: list[tuple[tuple[int, _Traj], str]],
              right: _Traj) -> tuple[Any, ...] | None:

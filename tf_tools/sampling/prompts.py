@@ -12,8 +12,9 @@ from typing import Any
 
 from tf_tools.errors import InputError, UsageError
 from tf_tools.records import Record, content_id
+from tf_tools.schema import DEFAULT_SYSTEM
 
-DEFAULT_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+__all__ = ["DEFAULT_SYSTEM", "FieldMap", "PromptBuilder", "normalize_problem"]
 PROBLEM_KEYS = ("problem", "question", "prompt", "input")
 ANSWER_KEYS = ("answer", "final_answer", "expected_answer", "solution", "target", "gt")
 
