@@ -8,6 +8,7 @@ written with tf-train's own StepInfo records, and (``shared_data``) real model o
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from fractions import Fraction
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -29,15 +30,17 @@ from tf_tools.stats import (
     CORRECT,
     AnswerGrouper,
     StatsConfig,
+    VoteCounts,
     field_value,
     kind_of,
     maj_at_k,
-    majority_curve,
+    maj_curve,
     pass_at_k,
     pass_at_k_exact,
     summarize,
+    vote_counts,
 )
-from tf_tools.stats.metrics import bin_counts
+from tf_tools.stats.metrics import MAJ_EXACT_MAX_N, MAJ_RESAMPLES, bin_counts
 
 from .conftest import ROOT, write_jsonl
 
@@ -96,25 +99,100 @@ def test_pass_at_k_matches_chen_et_al_product_form(nck):
 # --------------------------------------------------------------------------- maj@k by hand
 
 W7, W9 = ("wrong", 0), ("wrong", 1)
+F = Fraction
 
 
-def test_maj_at_k_ties_go_to_the_answer_voted_for_first():
-    assert majority_curve([W7, CORRECT]) == [False, False]  # 1:1 at k=2, the wrong one came first
-    assert majority_curve([CORRECT, W7]) == [True, True]
-    #                  k:  1      2      3     4      5
-    votes = [W7, CORRECT, CORRECT, W7, W7]
-    assert majority_curve(votes) == [False, False, True, False, False]
-    assert [maj_at_k(votes, k) for k in range(1, 6)] == [False, False, True, False, False]
+def subsets_oracle(votes):
+    """maj@k by enumerating every k-subset: the definition, written out."""
+    n, out = len(votes), []
+    for k in range(1, n + 1):
+        total = Fraction(0)
+        for subset in itertools.combinations(votes, k):
+            tally = Counter(v for v in subset if v is not None)
+            top = max(tally.values(), default=0)
+            if tally[CORRECT] and tally[CORRECT] == top:
+                total += Fraction(1, sum(1 for c in tally.values() if c == top))
+        out.append(total / math.comb(n, k))
+    return out
 
 
-def test_maj_at_k_abstentions_and_three_way_ties():
-    assert majority_curve([None, CORRECT]) == [False, True]  # no vote among the first 1: 0
-    assert majority_curve([None, None]) == [False, False]
-    assert majority_curve([W9, W7, CORRECT]) == [False, False, False]  # 1:1:1, W9 first
-    # k=4: 7 leads; k=5: 9 and 7 tie, 9 came first; k=6: 2:2:2, the correct answer came first
-    assert majority_curve([CORRECT, W9, W7, W7, W9, CORRECT]) == [True, True, True, False, False, True]
+def old_full_set_majority(votes):
+    """The previous rule at k = n: most votes wins, a tie goes to the answer voted for first."""
+    tally, first = Counter(), {}
+    for i, v in enumerate(votes):
+        if v is not None:
+            tally[v] += 1
+            first.setdefault(v, i)
+    if not tally:
+        return False
+    return min(tally, key=lambda v: (-tally[v], first[v])) == CORRECT
+
+
+@pytest.mark.parametrize(("votes", "expected"), [
+    ([CORRECT], [F(1)]),
+    ([None], [F(0)]),  # no vote: 0
+    ([CORRECT, W7], [F(1, 2), F(1, 2)]),  # k=2: a 1:1 tie counts 1/2
+    ([CORRECT, CORRECT, W7], [F(2, 3), F(2, 3), F(1)]),  # k=2: {C,C} 1, {C,W} 1/2 twice -> 2/3
+    # k=2: {C,W} 1/2 x2, {C,-} 1, {W,W} {W,-} x2 0 -> 2/6; k=3: {C,W,-} 1/2 x2 of 4; k=4: 1:2
+    ([CORRECT, W7, W7, None], [F(1, 4), F(1, 3), F(1, 4), F(0)]),
+    # worked out in the docs: ungradable left out, no_answer and truncated do not vote
+    ([None, None, W7, CORRECT, CORRECT], [F(2, 5), F(3, 5), F(7, 10), F(4, 5), F(1)]),
+    ([W9, W7, CORRECT], [F(1, 3), F(1, 3), F(1, 3)]),  # every k: a 3-way tie or one vote each
+])
+def test_maj_at_k_hand_computed(votes, expected):
+    assert list(maj_curve(vote_counts(votes))) == expected
+    assert [maj_at_k(votes, k) for k in range(1, len(votes) + 1)] == expected
+    assert subsets_oracle(votes) == expected
     with pytest.raises(ValueError):
-        maj_at_k([CORRECT], 2)
+        maj_at_k(votes, len(votes) + 1)
+
+
+VOTES = st.lists(st.sampled_from([CORRECT, W7, W9, ("wrong", 2), None]), min_size=1, max_size=9)
+
+
+@settings(deadline=None)  # a busy 2-core machine: the oracle enumerates up to 2^9 subsets
+@given(VOTES)
+def test_maj_at_k_is_the_expectation_over_k_subsets(votes):
+    assert list(maj_curve(vote_counts(votes))) == subsets_oracle(votes)
+
+
+@settings(deadline=None)
+@given(VOTES, st.randoms(use_true_random=False))
+def test_maj_at_1_is_pass_at_1_and_maj_at_n_the_full_set_majority(votes, rnd):
+    n, c = len(votes), votes.count(CORRECT)
+    curve = maj_curve(vote_counts(votes))
+    assert curve[0] == pass_at_k_exact(n, c, 1)  # exactly, as fractions
+    tally = Counter(v for v in votes if v is not None)
+    top = max(tally.values(), default=0)
+    tied = sum(1 for x in tally.values() if x == top)
+    if tied <= 1:  # no tie at the top: the old rule's answer
+        assert curve[-1] == old_full_set_majority(votes)
+    else:  # a t-way tie: 1/t when the correct answer is among the tied
+        assert curve[-1] == (Fraction(1, tied) if tally[CORRECT] == top else 0)
+    assert all(m <= pass_at_k_exact(n, c, k) for k, m in enumerate(curve, start=1))
+    shuffled = list(votes)
+    rnd.shuffle(shuffled)
+    assert maj_curve(vote_counts(shuffled)) == curve  # the order of the samples does not matter
+
+
+def test_maj_at_k_resampled_above_the_exact_limit_is_seeded_and_close():
+    from tf_tools.stats.metrics import _exact_curve
+
+    counts = VoteCounts(correct=120, wrong=(90, 60, 30, 1, 1), abstain=MAJ_EXACT_MAX_N)
+    assert counts.n > MAJ_EXACT_MAX_N and not counts.exact
+    curve = maj_curve(counts)
+    maj_curve.cache_clear()
+    assert maj_curve(counts) == curve  # seeded: the same numbers again
+    assert curve[0] == Fraction(120, counts.n)  # k = 1 and k = n exact
+    assert curve[-1] == 1
+    exact = _exact_curve(counts)  # the exact count still works at this size, just slower
+    assert exact[0] == curve[0] and exact[-1] == curve[-1]
+    se = 0.5 / math.sqrt(MAJ_RESAMPLES)
+    assert max(abs(float(e) - float(r)) for e, r in zip(exact, curve, strict=True)) < 5 * se
+    # one problem over the limit is counted in the summary
+    recs = graded("big", [("correct", "1")] * 3 + [("incorrect", "2")] * (MAJ_EXACT_MAX_N - 1))
+    s = stats_of(recs)["graded"]["all"]
+    assert s["maj_at_k_resampled_problems"] == 1 and "seeded" in s["maj_at_k_estimator"]
 
 
 def test_answer_grouper_uses_tf_grades_normal_form():
@@ -133,16 +211,41 @@ def graded(pid, verdicts_preds, **extra):
 def test_maj_at_k_on_graded_records_groups_equal_wrong_answers():
     # gold 3: two wrong votes for one half (written two ways) beat one correct vote at k=3
     s = stats_of(graded("p", [("correct", "3"), ("incorrect", "1/2"), ("incorrect", "0.5")]))["graded"]["all"]
-    assert s["maj_at_k"] == {"1": 1.0, "2": 1.0, "3": 0.0}
+    assert s["maj_at_k"] == {"1": 1 / 3, "2": 1 / 3, "3": 0.0}
+    assert s["maj_at_k_estimator"].startswith("expectation over the k-subsets")
+    assert s["maj_at_k_resampled_problems"] == 0
     # no_answer and truncated samples take a place but do not vote; ungradable ones are not in n
     recs = graded("q", [("ungradable", None), ("no_answer", None), ("truncated", "7"),
                         ("incorrect", "7"), ("correct", "3"), ("correct", "3.0")])
     s = stats_of(recs)["graded"]["all"]
     assert s["samples_per_problem"] == {"min": 5, "max": 5}
-    assert s["maj_at_k"] == {"1": 0.0, "2": 0.0, "3": 0.0, "4": 0.0, "5": 1.0}
-    assert s["pass_at_k"]["1"] == 2 / 5 and s["accuracy"] == 2 / 5
-    # order is sample_idx order, not input order
+    assert s["maj_at_k"] == {"1": 0.4, "2": 0.6, "3": 0.7, "4": 0.8, "5": 1.0}
+    assert s["pass_at_k"]["1"] == s["maj_at_k"]["1"] == 2 / 5 and s["accuracy"] == 2 / 5
+    # the order of the samples does not matter
     assert stats_of(list(reversed(recs)))["graded"]["all"]["maj_at_k"] == s["maj_at_k"]
+
+
+def test_truncation_and_no_answer_rates_next_to_accuracy():
+    recs = graded("p", [("correct", "1"), ("truncated", None), ("truncated", "2"), ("no_answer", None),
+                        ("incorrect", "3"), ("ungradable", None)])
+    s = stats_of(recs)["graded"]["all"]
+    # shares of the 5 gradable samples, as accuracy is
+    assert (s["accuracy"], s["truncation_rate"], s["no_answer_rate"]) == (0.2, 0.4, 0.2)
+    res = invoke([], recs)
+    assert res.exit_code == 0
+    lines = res.stdout.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.strip().startswith("accuracy"))
+    assert "20.0%" in lines[row]
+    assert lines[row + 1].split()[:2] == ["truncated", "40.0%"] and "hit the length limit" in lines[row + 1]
+    assert lines[row + 2].split()[:3] == ["no", "answer", "20.0%"]
+    res = invoke(["--by", "id"], recs)
+    header = next(line for line in res.stdout.splitlines() if "accuracy" in line).split()
+    assert header[header.index("accuracy") + 1] == "truncated"
+    assert "40.0%" in res.stdout
+    # trajectories before grading: the share with finish_reason length
+    trajs = [{"id": "p", "sample_idx": i, "completion": "x", "finish_reason": f}
+             for i, f in enumerate(["stop", "length", "length", "stop"])]
+    assert stats_of(trajs)["trajectories"]["all"]["truncation_rate"] == 0.5
 
 
 # --------------------------------------------------------------------------- the worked example
@@ -163,9 +266,13 @@ def test_worked_example_from_graded_trajectories_and_from_its_problem_summary():
     (summary,) = cluster_records(g, ClusterConfig(math_verify=False))
     report = stats_of([*g, summary])
     a, p = report["graded"]["all"], report["problems"]["all"]
-    # votes: C C 7 7 7 15 (truncated: none) 9 -> 7 leads from k=5; 2:2 at k=4 goes to 12 (first)
-    expected_maj = {"1": 1.0, "2": 1.0, "3": 1.0, "4": 1.0, "5": 0.0, "6": 0.0, "7": 0.0, "8": 0.0}
+    # votes: C C 7 7 7 15 (truncated: none) 9 -> every k-subset, counted by the definition
+    votes = [CORRECT, CORRECT, W7, W7, W7, W9, None, ("wrong", 2)]
+    expected_maj = {str(k): float(m) for k, m in enumerate(subsets_oracle(votes), start=1)}
     assert a["maj_at_k"] == p["maj_at_k"] == expected_maj
+    assert a["maj_at_k"]["1"] == a["pass_at_k"]["1"] == 0.25
+    assert a["maj_at_k"]["8"] == 0.0  # 2 votes for 12 against 3 for 7
+    assert a["maj_at_k"]["2"] == float(F(1 + 10 * F(1, 2) + 2, 28))  # {12,12}, {12,wrong} x10, {12,-} x2
     assert a["pass_at_k"] == p["pass_at_k"]
     assert a["pass_at_k"]["1"] == 0.25 and a["pass_at_k"]["8"] == 1.0
     assert a["pass_at_k"]["2"] == float(1 - Fraction(math.comb(6, 2), math.comb(8, 2)))
@@ -225,9 +332,9 @@ def test_graded_summary_of_bundled_real_files(graded_examples, name):
     assert s["pass_at_k"]["2"] == pytest.approx(mean_pass_2, abs=1e-12)
     values = [s["pass_at_k"][str(k)] for k in range(1, n + 1)]
     assert values == sorted(values)  # pass@k never falls with k
-    # maj@1 is "sample 0 is correct"; maj@n never beats pass@n
-    assert s["maj_at_k"]["1"] == sum(rs[0]["correct"] for rs in problems.values()) / len(problems)
-    assert s["maj_at_k"][str(n)] <= s["pass_at_k"][str(n)]
+    # one estimator family: maj@1 is pass@1 exactly; maj@k never beats pass@k
+    assert s["maj_at_k"]["1"] == s["pass_at_k"]["1"]
+    assert all(s["maj_at_k"][k] <= s["pass_at_k"][k] + 1e-12 for k in s["pass_at_k"])
     assert s["problems_all_correct"] + s["problems_some_correct"] + s["problems_none_correct"] == len(problems)
     assert s["tokens"]["source"] == "approx" and s["tokens"]["count"] == len(recs)
     labelled = [r for r in recs if isinstance(r["label"], bool)]
@@ -318,28 +425,68 @@ def write_run(folder, losses):
 
 
 def test_loss_log_from_run_folder_file_and_manifest(tmp_path):
-    run_a = write_run(tmp_path / "runs" / "a", [2.0, 1.5, 1.7, 1.2, 1.25])
-    run_b = write_run(tmp_path / "runs" / "b", [3.0, 2.0])
+    run_a = write_run(tmp_path / "runs" / "model.rft", [2.0, 1.5, 1.7, 1.2, 1.25])
+    run_b = write_run(tmp_path / "runs" / "model.trajfusion", [3.0, 2.0])
     res = invoke([str(run_a), "--json"])
     assert res.exit_code == 0, res.output
-    a = orjson.loads(res.stdout)["loss"]["runs"][str(run_a)]
+    runs = orjson.loads(res.stdout)["loss"]["runs"]
+    assert list(runs) == ["model.rft"]  # the run folder's name, not its path
+    a = runs["model.rft"]
+    assert a["path"] == str(run_a)
     assert (a["steps"], a["first_loss"], a["final_loss"]) == (5, 2.0, 1.25)
     assert (a["min_loss"], a["min_loss_step"]) == (1.2, 4)
     assert a["tokens"] == 500 and a["tokens_per_s"] == 200.0
     assert a["curve"] == [[1, 2.0], [2, 1.5], [3, 1.7], [4, 1.2], [5, 1.25]]
     same = orjson.loads(invoke([str(run_a / "loss.jsonl"), "--json"]).stdout)
-    assert same["loss"]["runs"][str(run_a)] == a
+    assert same["loss"]["runs"]["model.rft"] == a
     both = orjson.loads(invoke([str(run_a), str(run_b), "--json"]).stdout)["loss"]["runs"]
-    assert list(both) == [str(run_a), str(run_b)] and both[str(run_b)]["final_loss"] == 2.0
+    assert list(both) == ["model.rft", "model.trajfusion"] and both["model.trajfusion"]["final_loss"] == 2.0
     # tf-train's manifest on stdin: its loss log is read
     manifest = {"run": str(run_a), "loss_log": str(run_a / "loss.jsonl"), "final_loss": 1.25}
     res = invoke(["-", "--json"], [manifest])
-    assert orjson.loads(res.stdout)["loss"]["runs"][str(run_a)] == a
+    assert orjson.loads(res.stdout)["loss"]["runs"]["model.rft"] == a
     res = invoke([str(run_a), str(run_b)])
     assert res.exit_code == 0 and "training runs" in res.stdout and "1.2500" in res.stdout
+    assert "model.trajfusion" in res.stdout and str(tmp_path) not in res.stdout
     (tmp_path / "empty").mkdir()
     res = invoke([str(tmp_path / "empty")])
     assert res.exit_code == 1 and "without a loss.jsonl" in res.stderr
+
+
+def test_run_labels_are_folder_names_told_apart_by_their_parents():
+    from tf_tools.stats.summary import run_labels
+
+    assert run_labels(["/w/runs/model.rft", "runs/model.trajfusion"]) == {
+        "/w/runs/model.rft": "model.rft", "runs/model.trajfusion": "model.trajfusion"}
+    assert run_labels(["/w/seed0/model.rft", "/w/seed1/model.rft", "/w/seed1/model.tf"]) == {
+        "/w/seed0/model.rft": "seed0/model.rft", "/w/seed1/model.rft": "seed1/model.rft",
+        "/w/seed1/model.tf": "model.tf"}
+
+
+def test_loss_chart_tells_two_runs_apart(tmp_path):
+    pytest.importorskip("matplotlib")
+    from tf_tools.stats.plots import _loss, _pyplot
+    from tf_tools.stats.summary import run_labels
+    from tf_tools.stats.training import LossStats
+
+    accs = {}
+    for name in ("model.rft", "model.trajfusion"):
+        path = write_run(tmp_path / name, [3.0 - 0.01 * i + 0.05 * (i % 3) for i in range(120)])
+        acc = accs[str(path)] = LossStats()
+        for i, rec in enumerate(read_jsonl_file(str(path / "loss.jsonl"))):
+            acc.add(rec, i, None)
+    plt = _pyplot()
+    fig = _loss(plt, accs, run_labels(list(accs)))
+    ax = fig.axes[0]
+    shown = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    assert [label.split(" (")[0] for label in shown] == ["model.rft", "model.trajfusion"]
+    first, second = shown.values()
+    assert first.get_color() != second.get_color()
+    assert first.get_linestyle() != second.get_linestyle()
+    assert first.get_marker() != second.get_marker()
+    assert ax.get_legend() is not None
+    assert "model.rft vs model.trajfusion" in ax.get_title() and str(tmp_path) not in ax.get_title()
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- the command

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tf_tools.cli import common
+from tf_tools.errors import UsageError
 
 HELP = """Summarise any stage's output, telling the kind of record by its fields:
 trajectories (tf-sample), graded trajectories (tf-grade: accuracy, verdicts, pass@k with the
@@ -17,10 +18,18 @@ samples (tf-fuse: fused vs RFT, the k distribution, the token multiplier) and tr
 (a tf-train run folder, its loss.jsonl, or its manifest on stdin: the loss curve).
 
 Prints tables on stdout; --json prints one JSON object instead (every k, histograms,
-curves); --plot DIR also draws PNG charts. maj@k: majority vote over the first k samples
-(sample_idx order) among those with an answer; all correct answers count as one answer,
-wrong ones are grouped by tf-grade's normal form; ties go to the answer voted for first;
-no_answer and truncated samples do not vote; ungradable samples are left out of n.
+curves); --plot DIR also draws PNG charts. Accuracy comes with the truncation rate (verdict
+truncated: the length limit was hit) and the no-answer rate. maj@k: the expectation, over
+all k-subsets of a problem's n samples, of "the majority answer is correct" (exact for
+n <= 256, else 1000 seeded resamples), so maj@1 = pass@1; all correct answers count as one
+answer, wrong ones are grouped by tf-grade's normal form; a t-way tie at the top counts
+1/t; no_answer and truncated samples do not vote; ungradable samples are left out of n.
+
+--compare A B: two graded evaluation files over the same problems, matched by id: the
+accuracy of each, the difference B - A with a 95% percentile-bootstrap interval (10000
+resamples of the problems, --seed), the exact two-sided McNemar p-value, and the problems
+won (B right, A wrong), lost, both correct, both wrong. Several samples of a problem are
+averaged per problem. Ids in one file only are an error unless --intersect.
 
 Examples:
 
@@ -32,6 +41,8 @@ Examples:
   tf-stats train.jsonl --tokenizer models/student   # token multiplier in the student's tokens
   tf-stats runs/rft runs/tf --plot plots/    # two training runs' loss curves
   tf-stats run/*.jsonl                       # every stage of a run, one section each
+  tf-stats --compare eval.rft.jsonl eval.trajfusion.jsonl    # B - A, interval, McNemar p
+  tf-stats --compare --json eval.rft.jsonl eval.trajfusion.jsonl | jq .mcnemar_p
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -45,11 +56,20 @@ def stats(
     plot: Annotated[str | None, typer.Option("--plot", metavar="DIR", help="Also write PNG charts into DIR (needs matplotlib).")] = None,
     tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Count training samples' tokens with this tokenizer (folder or .gguf) instead of tf-fuse's approximation.")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Relative tolerance when grouping wrong answers written as decimals (maj@k).")] = 1e-6,
+    compare: Annotated[bool, typer.Option("--compare", help="Compare two graded evaluation files A B (the two inputs) problem by problem: accuracies, B - A with a bootstrap 95% interval, exact McNemar p, problems won/lost.")] = False,
+    intersect: Annotated[bool, typer.Option("--intersect", help="With --compare: compare the problems both files have (and say how many were left out) instead of refusing files whose ids differ.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="With --compare: seed of the bootstrap resamples.")] = 0,
     id_key: common.IdKey = "id",
     verbose: common.Verbose = 0,
     quiet: common.Quiet = False,
 ) -> None:
     with common.command("tf-stats", verbose, quiet):
+        if compare:
+            _compare(inputs or [], id_key, intersect, seed, as_json, by=by, plot=plot,
+                     tokenizer=tokenizer)
+            return
+        if intersect:
+            raise UsageError("--intersect applies to --compare only")
         from tf_tools import console
         from tf_tools.records import JsonlReader
         from tf_tools.stats import StatsConfig, resolve_inputs, summarize
@@ -74,6 +94,32 @@ def stats(
             _print_tables(summary)
 
 
+def _compare(inputs: list[str], id_key: str, intersect: bool, seed: int, as_json: bool,
+             **others: Any) -> None:
+    from tf_tools.records import JsonlReader
+    from tf_tools.stats.compare import CompareConfig, compare, labels_for, read_side
+
+    if len(inputs) != 2 or inputs.count("-") > 1:
+        raise UsageError(f"--compare takes two graded evaluation files, got {len(inputs)}",
+                         hint="tf-stats --compare A.jsonl B.jsonl")
+    unused = [f"--{k}" for k, v in others.items() if v]
+    if unused:
+        raise UsageError(f"{', '.join(unused)} does not apply to --compare")
+    names = labels_for(*inputs)
+    sides = []
+    for path, name in zip(inputs, names, strict=True):
+        reader = JsonlReader([path], step="stats")
+        sides.append(read_side(reader, name, path, id_key, reader.where))
+    result = compare(sides[0], sides[1], CompareConfig(id_key=id_key, intersect=intersect, seed=seed))
+    if as_json:
+        _print_json(result)
+    else:
+        from tf_tools.stats.report import compare_line, compare_tables
+
+        _draw(compare_tables(result))
+        sys.stdout.write(compare_line(result) + "\n")
+
+
 def _print_json(summary: dict[str, Any]) -> None:
     import orjson
 
@@ -82,17 +128,21 @@ def _print_json(summary: dict[str, Any]) -> None:
 
 
 def _print_tables(summary: dict[str, Any]) -> None:
+    from tf_tools.stats.report import tables
+
+    if not summary["records"]:
+        sys.stdout.write("no records\n")
+        return
+    _draw(tables(summary))
+
+
+def _draw(tables: list[Any]) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    from tf_tools.stats.report import tables
-
     out = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
-    if not summary["records"]:
-        out.print("no records")
-        return
-    for t in tables(summary):
+    for t in tables:
         table = Table(title=t.title, caption=t.caption, box=box.SIMPLE_HEAD, title_justify="left",
                       title_style="bold", caption_justify="left", show_header=len(t.columns) > 2)
         for i, col in enumerate(t.columns):

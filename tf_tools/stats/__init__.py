@@ -5,8 +5,10 @@
     report = summarize(read_jsonl_file("graded.jsonl"), StatsConfig(by="level"))
     report.to_dict()["graded"]["all"]["pass_at_k"]["8"]
 
-- ``metrics.py``: pass@k (Chen et al. 2021, exact), maj@k (the rule is in its docstring),
-  quantiles and histogram bins;
+- ``metrics.py``: pass@k (Chen et al. 2021, exact), maj@k (the same estimator family: the
+  expectation over k-subsets; the rule is in its docstring), quantiles and histogram bins;
+- ``compare.py``: two evaluation files paired by problem (``tf-stats --compare``): accuracies,
+  the difference with a bootstrap interval, the exact McNemar test;
 - ``kinds.py``: accumulators for trajectories, graded trajectories, problem summaries;
 - ``training.py``: accumulators for training samples (token multiplier) and loss logs;
 - ``summary.py``: which kind a record is, ``--by`` grouping, the ``Report``;
@@ -19,11 +21,14 @@ need.
 
 from tf_tools.stats.metrics import (
     CORRECT,
+    MAJ_ESTIMATOR,
     AnswerGrouper,
+    VoteCounts,
     maj_at_k,
-    majority_curve,
+    maj_curve,
     pass_at_k,
     pass_at_k_exact,
+    vote_counts,
 )
 from tf_tools.stats.summary import (
     KINDS,
@@ -36,6 +41,7 @@ from tf_tools.stats.summary import (
 )
 
 __all__ = [
-    "CORRECT", "KINDS", "AnswerGrouper", "Report", "StatsConfig", "field_value", "kind_of",
-    "maj_at_k", "majority_curve", "pass_at_k", "pass_at_k_exact", "resolve_inputs", "summarize",
+    "CORRECT", "KINDS", "MAJ_ESTIMATOR", "AnswerGrouper", "Report", "StatsConfig", "VoteCounts",
+    "field_value", "kind_of", "maj_at_k", "maj_curve", "pass_at_k", "pass_at_k_exact",
+    "resolve_inputs", "summarize", "vote_counts",
 ]

@@ -18,11 +18,13 @@ from typing import Any
 from tf_tools.errors import InputError
 from tf_tools.stats.metrics import (
     CORRECT,
+    MAJ_ESTIMATOR,
     AnswerGrouper,
     bin_counts,
     describe,
-    majority_curve,
+    maj_curve,
     pass_at_k_exact,
+    vote_counts,
 )
 
 VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")
@@ -67,30 +69,35 @@ class KCurves:
 
     def __init__(self) -> None:
         self.pass_sum: list[Fraction] = []
-        self.maj_sum: list[int] = []
+        self.maj_sum: list[Fraction] = []
         self.count: list[int] = []
         self.maj_count: list[int] = []
+        self.maj_resampled = 0  # problems whose maj@k came from seeded resamples
 
     def add(self, n: int, c: int, votes: list[Hashable | None] | None) -> None:
         while len(self.count) < n:
             self.pass_sum.append(Fraction(0))
-            self.maj_sum.append(0)
+            self.maj_sum.append(Fraction(0))
             self.count.append(0)
             self.maj_count.append(0)
         for k in range(1, n + 1):
             self.pass_sum[k - 1] += _pass(n, c, k)
             self.count[k - 1] += 1
         if votes is not None:
-            for k, won in enumerate(majority_curve(votes), start=1):
-                self.maj_sum[k - 1] += won
+            counts = vote_counts(votes)
+            self.maj_resampled += not counts.exact
+            for k, share in enumerate(maj_curve(counts), start=1):
+                self.maj_sum[k - 1] += share
                 self.maj_count[k - 1] += 1
 
     def summary(self) -> dict[str, Any]:
         ks = [str(k) for k in range(1, len(self.count) + 1)]
         return {
             "pass_at_k": {k: float(s / c) for k, s, c in zip(ks, self.pass_sum, self.count, strict=True)},
-            "maj_at_k": {k: (m / c if c else None)
+            "maj_at_k": {k: (float(m / c) if c else None)
                          for k, m, c in zip(ks, self.maj_sum, self.maj_count, strict=True)},
+            "maj_at_k_estimator": MAJ_ESTIMATOR,
+            "maj_at_k_resampled_problems": self.maj_resampled,
             "problems_at_k": dict(zip(ks, self.count, strict=True)),
         }
 
@@ -159,6 +166,10 @@ class GradedStats:
             "problems": len(self.problems),
             "samples_per_problem": {"min": min(ns), "max": max(ns)} if ns else None,
             "accuracy": _ratio(self.verdicts["correct"], gradable),
+            # the other two shares of the same gradable samples an evaluation must show
+            # next to accuracy: hit the length limit (finish_reason length), no answer found
+            "truncation_rate": _ratio(self.verdicts["truncated"], gradable),
+            "no_answer_rate": _ratio(self.verdicts["no_answer"], gradable),
             "verdicts": {v: self.verdicts[v] for v in VERDICTS},
             "problems_all_correct": sum(1 for n, c in self.per_problem if c == n),
             "problems_some_correct": sum(1 for n, c in self.per_problem if 0 < c < n),
@@ -180,7 +191,7 @@ def _vote(verdict: str, pred: Any, grouper: AnswerGrouper) -> Hashable | None:
         return CORRECT
     if verdict == "incorrect" and pred is not None:
         return grouper.key(str(pred))
-    return None  # no_answer, truncated: a place among the first k, but no vote
+    return None  # no_answer, truncated: a place in a k-subset, but no vote
 
 
 def _completion_tokens(rec: dict[str, Any]) -> tuple[int | None, str]:
@@ -233,6 +244,7 @@ class TrajectoryStats:
             "samples": self.samples, "problems": len(self.per_problem),
             "samples_per_problem": {"min": min(sizes), "max": max(sizes)} if sizes else None,
             "finish_reason": dict(self.finish.most_common()),
+            "truncation_rate": _ratio(self.finish["length"], self.samples),
             "tokens": _token_summary(self.tokens, self.token_source),
         }
 
@@ -285,8 +297,8 @@ class ProblemStats:
         self.curves.add(n, c, votes)
 
     def _votes(self, rec: dict[str, Any]) -> list[Hashable | None] | None:
-        """The problem's samples in sample_idx order as maj@k votes; tf-cluster's clusters
-        are the groups of wrong answers."""
+        """The problem's samples as maj@k votes; tf-cluster's clusters are the groups of
+        wrong answers."""
         clusters = rec.get("clusters")
         if not isinstance(clusters, list):
             return None

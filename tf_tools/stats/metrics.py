@@ -7,21 +7,37 @@ avoid huge binomials in floating point; Python's integers are exact, so we form 
 as a ``Fraction`` of two exact binomials instead: no rounding until the very end, which is
 what makes ``pass@1 == accuracy`` hold to the last bit when every problem has the same n.
 
-maj@k (majority voting, "self-consistency"): over the first k samples of a problem in
-``sample_idx`` order, each sample with an extracted answer votes for it; the answer with the
-most votes wins and maj@k is 1 when it is a correct one. Precisely:
+maj@k (majority voting, "self-consistency") uses the same estimator family as pass@k: it is
+the expectation, over the C(n, k) subsets of k of a problem's n samples, of "the majority
+answer of the subset is correct". Within a subset, each sample with an extracted answer votes
+for it and the answer with the most votes wins. Precisely:
 
 - voters: samples whose verdict is ``correct`` or ``incorrect`` (they have an answer and were
-  finished). ``no_answer`` and ``truncated`` samples take up a place among the first k but do
-  not vote; ``ungradable`` samples are not samples at all (left out of n, as in tf-cluster);
+  finished). ``no_answer`` and ``truncated`` samples fill a place in a subset but do not
+  vote; ``ungradable`` samples are not samples at all (left out of n, as in tf-cluster);
 - groups: every correct answer is equal to the gold, so all correct votes form one group
   however they are written. Wrong answers are grouped by tf-cluster's canonical key
   (normalised text, or the exact value of a number) and then by ``fast_equal`` against one
   answer per group; wrong answers that only SymPy could tell equal stay apart (that can only
   make maj@k slightly too high). Problem summaries already carry tf-cluster's clusters,
   which are used as they are;
-- ties: among the groups with the most votes, the one whose first vote came first wins;
-- no vote at all among the first k: maj@k = 0.
+- ties: when t answers share the most votes and the correct one is among them, the subset
+  counts 1/t (the expectation of a fair coin among the tied answers). So the result depends
+  only on the group sizes, never on the order of the samples;
+- no vote at all in the subset: 0.
+
+Hence maj@1 = c/n = pass@1 exactly, and maj@n is the majority of all n samples (1/t on a
+t-way tie at the top). Not "the first k samples": that is one draw among the subsets, noisier,
+and not comparable with pass@k (it let maj@1 exceed pass@1 on a chart).
+
+The estimator is exact (``Fraction``) when n <= ``MAJ_EXACT_MAX_N``: a count over the
+answer-group sizes (for each number j of correct votes, a polynomial over the wrong groups
+that caps each at j and tracks how many reach j), not an enumeration of subsets, so n = 256
+takes a few hundredths of a second. Above that, k = 1 and k = n are exact and every other k
+is the mean over ``MAJ_RESAMPLES`` random orderings of the samples (the first k of a uniform
+random ordering are a uniform k-subset), seeded from ``MAJ_SEED`` and the group sizes: the
+same input gives the same numbers. ``MAJ_ESTIMATOR`` says this in one line (the JSON and the
+charts carry it).
 
 This module deliberately knows nothing about records.
 """
@@ -29,8 +45,12 @@ This module deliberately knows nothing about records.
 from __future__ import annotations
 
 import math
+import random
+from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 #: the group key of every correct answer
@@ -79,32 +99,136 @@ class AnswerGrouper:
         return ("wrong", len(self._reps) - 1)
 
 
-def majority_curve(votes: Sequence[Hashable | None]) -> list[bool]:
-    """maj@k for k = 1 .. len(votes): whether the winning group among the first k is CORRECT.
-
-    ``votes[i]`` is sample i's group key (``CORRECT`` for a correct answer), or None when
-    the sample does not vote. Ties go to the group whose first vote came first.
-    """
-    counts: dict[Hashable, int] = {}
-    first: dict[Hashable, int] = {}
-    best: Hashable | None = None
-    curve = []
-    for i, key in enumerate(votes):
-        if key is not None:
-            counts[key] = counts.get(key, 0) + 1
-            first.setdefault(key, i)
-            if best is None or counts[key] > counts[best] or (
-                    counts[key] == counts[best] and first[key] < first[best]):
-                best = key
-        curve.append(best == CORRECT)
-    return curve
+MAJ_EXACT_MAX_N = 256
+MAJ_RESAMPLES = 1000
+MAJ_SEED = 0
+MAJ_ESTIMATOR = (f"expectation over the k-subsets of a problem's n samples, a tie at the top "
+                 f"counting 1/t: exact when n <= {MAJ_EXACT_MAX_N}, else {MAJ_RESAMPLES} seeded "
+                 f"random orderings (seed {MAJ_SEED}; k = 1 and k = n exact)")
 
 
-def maj_at_k(votes: Sequence[Hashable | None], k: int) -> bool:
-    """maj@k of one problem (see the module docstring for the rule)."""
+@dataclass(frozen=True)
+class VoteCounts:
+    """What maj@k of a problem depends on: the size of the correct group, the sizes of the
+    wrong-answer groups (largest first) and the number of samples that do not vote."""
+
+    correct: int
+    wrong: tuple[int, ...]
+    abstain: int
+
+    @property
+    def n(self) -> int:
+        return self.correct + sum(self.wrong) + self.abstain
+
+    @property
+    def exact(self) -> bool:
+        return self.n <= MAJ_EXACT_MAX_N
+
+
+def vote_counts(votes: Sequence[Hashable | None]) -> VoteCounts:
+    """``votes[i]``: sample i's group key (``CORRECT`` for a correct answer), or None when the
+    sample does not vote."""
+    groups = Counter(v for v in votes if v is not None)
+    correct = groups.pop(CORRECT, 0)
+    return VoteCounts(correct, tuple(sorted(groups.values(), reverse=True)),
+                      sum(1 for v in votes if v is None))
+
+
+@lru_cache(maxsize=4096)
+def maj_curve(counts: VoteCounts) -> tuple[Fraction, ...]:
+    """maj@k for k = 1 .. n of one problem (the rule is in the module docstring)."""
+    if counts.n == 0:
+        return ()
+    if counts.exact:
+        return _exact_curve(counts)
+    return _resampled_curve(counts)
+
+
+def maj_at_k(votes: Sequence[Hashable | None], k: int) -> Fraction:
+    """maj@k of one problem from its samples' votes."""
     if not 1 <= k <= len(votes):
         raise ValueError(f"need 1 <= k <= n, got n={len(votes)}, k={k}")
-    return majority_curve(votes[:k])[-1]
+    return maj_curve(vote_counts(votes))[k - 1]
+
+
+def _full_set(counts: VoteCounts) -> Fraction:
+    """The majority of all n samples: 1, 1/t on a t-way tie at the top, or 0."""
+    c = counts.correct
+    if c == 0 or (counts.wrong and counts.wrong[0] > c):
+        return Fraction(0)
+    return Fraction(1, 1 + sum(1 for w in counts.wrong if w == c))
+
+
+def _exact_curve(counts: VoteCounts) -> tuple[Fraction, ...]:
+    """Sum of the subset scores for every k at once, in integers scaled by ``scale``.
+
+    A subset with j >= 1 correct votes scores when no wrong group has more than j votes in
+    it, 1/(1 + t) when t groups have exactly j. Wrong groups smaller than j can neither beat
+    nor tie j votes, so for a given j they join the non-voters in a free pool (Vandermonde:
+    C(a, r) ways to take r from a pool of a). For the others a polynomial in (subset size,
+    groups at j) counts the ways, each group contributing C(w, x) for x <= j.
+    """
+    c, wrong, n = counts.correct, counts.wrong, counts.n
+    scale = math.lcm(*range(1, len(wrong) + 2))
+    total = [0] * (n + 1)
+    for j in range(1, c + 1):
+        active = [w for w in wrong if w >= j]
+        free = n - c - sum(active)
+        width = len(active) + 1
+        poly = [[1] + [0] * (width - 1)]  # poly[s][t]
+        for w in active:
+            ways = [math.comb(w, x) for x in range(j + 1)]
+            new = [[0] * width for _ in range(len(poly) + j)]
+            for s, row in enumerate(poly):
+                for t, v in enumerate(row):
+                    if v:
+                        for x in range(j):
+                            new[s + x][t] += v * ways[x]
+                        new[s + j][t + 1] += v * ways[j]
+            poly = new
+        weighted = [sum(v * (scale // (t + 1)) for t, v in enumerate(row)) for row in poly]
+        c_j = math.comb(c, j)
+        free_ways = [math.comb(free, r) for r in range(free + 1)]
+        for s, a in enumerate(weighted):
+            if a:
+                for r, f in enumerate(free_ways):
+                    total[j + s + r] += c_j * a * f
+    return tuple(Fraction(total[k], scale * math.comb(n, k)) for k in range(1, n + 1))
+
+
+def _resampled_curve(counts: VoteCounts) -> tuple[Fraction, ...]:
+    """The mean over ``MAJ_RESAMPLES`` random orderings of each ordering's first-k score."""
+    n, c = counts.n, counts.correct
+    labels = [0] * c + [-1] * counts.abstain
+    for g, w in enumerate(counts.wrong, start=1):
+        labels += [g] * w
+    rng = random.Random(f"tf-stats maj@k {MAJ_SEED} {c} {counts.wrong} {counts.abstain}")
+    wins = [0] * (n + 1)
+    ties: list[Counter[int]] = [Counter() for _ in range(n + 1)]
+    for _ in range(MAJ_RESAMPLES):
+        rng.shuffle(labels)
+        votes = [0] * (len(counts.wrong) + 1)
+        at: Counter[int] = Counter()  # wrong groups per vote count
+        right = top = 0
+        for k, g in enumerate(labels, start=1):
+            if g > 0:
+                at[votes[g]] -= 1
+                votes[g] += 1
+                at[votes[g]] += 1
+                top = max(top, votes[g])
+            elif g == 0:
+                right += 1
+            if right and top <= right:
+                tied = at[right] if top == right else 0
+                if tied:
+                    ties[k][tied] += 1
+                else:
+                    wins[k] += 1
+    curve = [(wins[k] + sum((Fraction(m, t + 1) for t, m in ties[k].items()), Fraction(0)))
+             / MAJ_RESAMPLES for k in range(1, n + 1)]
+    curve[0] = Fraction(c, n)
+    curve[-1] = _full_set(counts)
+    return tuple(curve)
 
 
 # --------------------------------------------------------------------------- distributions

@@ -7,7 +7,8 @@ One file per chart, named by the kind of record it comes from:
 - ``problems_error_rate.png``, ``problems_entropy.png`` (the paper's Figure 1) and
   ``problems_error_modes.png``: per-problem distributions;
 - ``samples_k.png``: the k distribution of training samples (k = 0 is RFT);
-- ``loss.png``: the loss curve of each training run (raw and smoothed).
+- ``loss.png``: the loss curve of each training run (raw and smoothed), runs named by their
+  folder (``model.trajfusion``) and told apart by colour, line style and marker.
 
 With ``--by`` and at most ``MAX_GROUPS`` groups, each chart shows the groups side by side;
 with more, only everything together. matplotlib is imported here and nowhere else.
@@ -69,7 +70,9 @@ def write_plots(report: Any, folder: str) -> list[str]:
     if "samples" in summary and summary["samples"]["all"]["k"]:
         save(_k(plt, summary["samples"]), "samples_k.png")
     if report.runs:
-        save(_loss(plt, report.runs), "loss.png")
+        from tf_tools.stats.summary import run_labels
+
+        save(_loss(plt, report.runs, run_labels(list(report.runs))), "loss.png")
     return written
 
 
@@ -97,6 +100,8 @@ def _bars(ax: Any, labels: list[str], series: list[tuple[str, list[int]]],
 
 
 def _pass_at_k(plt: Any, sec: dict[str, Any], kind: str) -> Any:
+    from tf_tools.stats.metrics import MAJ_EXACT_MAX_N, MAJ_RESAMPLES
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     groups = sec.get("groups", {})
     shown = list(groups.items()) if groups and len(groups) <= MAX_GROUPS else [("all", sec["all"])]
@@ -105,14 +110,14 @@ def _pass_at_k(plt: Any, sec: dict[str, Any], kind: str) -> Any:
         ks = [int(k) for k in s["pass_at_k"]]
         color = f"C{i}"
         ax.plot(ks, list(s["pass_at_k"].values()), "o-", color=color, ms=4,
-                label="pass@k" if one else name)
+                label="pass@k (unbiased)" if one else name)
         majs = [(int(k), v) for k, v in s["maj_at_k"].items() if v is not None]
         if majs:
             ax.plot(*zip(*majs, strict=True), "s--", color=color, alpha=0.7, ms=4,
-                    label="maj@k" if one else None)
+                    label="maj@k (mean over k-subsets)" if one else None)
     if not one:
         ax.plot([], [], "o-", color="0.4", label="pass@k (solid)")
-        ax.plot([], [], "s--", color="0.4", label="maj@k (dashed)")
+        ax.plot([], [], "s--", color="0.4", label="maj@k (dashed, mean over k-subsets)")
     s = sec["all"]
     n_max = len(s["pass_at_k"])
     if n_max > 16:
@@ -123,7 +128,12 @@ def _pass_at_k(plt: Any, sec: dict[str, Any], kind: str) -> Any:
     ax.set_ylabel("share of problems")
     ax.set_ylim(min(0.0, *(v for v in s["pass_at_k"].values())) - 0.02, 1.02)
     what = "graded trajectories" if kind == "graded" else "problem summaries"
-    ax.set_title(f"pass@k (unbiased) and maj@k — {s['problems']:,} problems ({what})")
+    resampled = s.get("maj_at_k_resampled_problems", 0)
+    how = (f"exact, except {resampled:,} problems with n > {MAJ_EXACT_MAX_N}: "
+           f"{MAJ_RESAMPLES} seeded orderings" if resampled else "exact")
+    ax.set_title(f"pass@k (unbiased) and maj@k — {s['problems']:,} problems ({what})\n"
+                 f"maj@k: expectation over the k-subsets of the n samples, a tie counts 1/t ({how})",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return fig
@@ -236,24 +246,36 @@ def _k(plt: Any, sec: dict[str, Any]) -> Any:
     return fig
 
 
-def _loss(plt: Any, runs: dict[str, Any]) -> Any:
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _loss(plt: Any, runs: dict[str, Any], labels: dict[str, str]) -> Any:
+    """One curve per run, told apart by colour, line style and marker (also in grey print)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for i, (name, acc) in enumerate(runs.items()):
+    for i, (path, acc) in enumerate(runs.items()):
         if not acc.losses:
             continue
-        color = f"C{i}"
+        name = labels[path]
+        style = {"color": f"C{i}", "ls": LINE_STYLES[i % len(LINE_STYLES)],
+                 "marker": MARKERS[i % len(MARKERS)]}
         window = max(1, len(acc.losses) // 20)
-        ax.plot(acc.steps, acc.losses, color=color, alpha=0.35 if window > 1 else 1.0, lw=1,
-                marker="o" if len(acc.losses) <= 40 else None, ms=3,
-                label=f"{name} (final {acc.losses[-1]:.3f})")
-        if window > 1:
-            smooth = [sum(acc.losses[max(0, j - window + 1):j + 1]) / (j + 1 - max(0, j - window + 1))
-                      for j in range(len(acc.losses))]
-            ax.plot(acc.steps, smooth, color=color, lw=2, label=f"{name}, mean of {window} steps")
+        final = f"final {acc.losses[-1]:.3f}"
+        if window == 1:
+            ax.plot(acc.steps, acc.losses, lw=1.8, ms=5, markevery=max(1, len(acc.losses) // 15),
+                    label=f"{name} ({final})", **style)
+            continue
+        ax.plot(acc.steps, acc.losses, color=style["color"], ls=style["ls"], alpha=0.25, lw=1)
+        smooth = [sum(acc.losses[max(0, j - window + 1):j + 1]) / (j + 1 - max(0, j - window + 1))
+                  for j in range(len(acc.losses))]
+        ax.plot(acc.steps, smooth, lw=2.2, ms=6, markevery=max(1, len(smooth) // 12),
+                label=f"{name} (mean of {window} steps; {final})", **style)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (mean per trained token)")
     steps = max((len(a.losses) for a in runs.values()), default=0)
-    ax.set_title(f"Training loss — {len(runs)} run{'s' if len(runs) != 1 else ''}, up to {steps:,} steps")
+    names = [labels[p] for p in runs]
+    what = " vs ".join(names) if len(names) <= 3 else f"{len(names)} runs"
+    ax.set_title(f"Training loss — {what}, up to {steps:,} steps", fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, handlelength=3.5)
     return fig

@@ -102,13 +102,22 @@ def _capped(counts: dict[str, int], cap: int) -> dict[str, int]:
 
 
 def _k_table(s: dict[str, Any]) -> Table:
-    t = Table("pass@k and maj@k",
-              ["k", "pass@k", "maj@k", "problems"])
+    t = Table("pass@k and maj@k", ["k", "pass@k", "maj@k", "problems"])
     passes, majs, counts = s["pass_at_k"], s["maj_at_k"], s["problems_at_k"]
     for k in shown_ks(len(passes)):
         key = str(k)
         t.rows.append([key, num(passes[key]), num(majs[key]), f"{counts[key]:,}"])
     return t
+
+
+def _maj_estimator(s: dict[str, Any]) -> str:
+    """The estimator in a few words (the JSON's maj_at_k_estimator has it all)."""
+    from tf_tools.stats.metrics import MAJ_EXACT_MAX_N, MAJ_RESAMPLES
+
+    resampled = s.get("maj_at_k_resampled_problems", 0)
+    how = (f"exact, except {_n(resampled, 'problem')} with n > {MAJ_EXACT_MAX_N}: "
+           f"{MAJ_RESAMPLES} seeded orderings" if resampled else "exact")
+    return f"mean over all k-subsets of the n samples, a t-way tie counts 1/t ({how})"
 
 
 def _at_full(s: dict[str, Any], n_problems: int, name: str) -> str:
@@ -139,8 +148,7 @@ def _trajectories(sec: dict[str, Any]) -> list[Table]:
     s = sec["all"]
     if "groups" in sec:
         def row(g: dict[str, Any]) -> list[str]:
-            fr = g["finish_reason"]
-            return [f"{g['samples']:,}", f"{g['problems']:,}", _spp(g), f"{fr.get('length', 0):,}",
+            return [f"{g['samples']:,}", f"{g['problems']:,}", _spp(g), pct(g["truncation_rate"]),
                     num(g["tokens"]["mean"], 0) if g["tokens"] else "-"]
         return [_grouped(sec["by"], sec["groups"], s, "trajectories",
                          ["samples", "problems", "n", "truncated", "tokens"], row)]
@@ -148,6 +156,7 @@ def _trajectories(sec: dict[str, Any]) -> list[Table]:
               caption="grade them (tf-grade) for accuracy, pass@k and maj@k")
     t.rows += [["samples per problem", _spp(s)],
                ["finish reason", _dots(*(f"{k} {v:,}" for k, v in s["finish_reason"].items()))],
+               ["truncated", f"{pct(s['truncation_rate'])}  (finish_reason length)"],
                ["completion tokens", _tokens(s["tokens"])]]
     return [t]
 
@@ -157,20 +166,21 @@ def _graded(sec: dict[str, Any]) -> list[Table]:
     if "groups" in sec:
         def row(g: dict[str, Any]) -> list[str]:
             n = g["problems"] - g["problems_ungradable"]
-            v = g["verdicts"]
             return [f"{g['problems']:,}", f"{g['samples']:,}", _spp(g), pct(g["accuracy"]),
+                    pct(g["truncation_rate"]), pct(g["no_answer_rate"]),
                     _at_full(g, n, "pass_at_k"), _at_full(g, n, "maj_at_k"),
-                    f"{v['no_answer']:,}", f"{v['truncated']:,}",
                     num(g["tokens"]["mean"], 0) if g["tokens"] else "-"]
         return [_grouped(sec["by"], sec["groups"], s, "graded trajectories",
-                         ["problems", "samples", "n", "accuracy", "pass@n", "maj@n", "no answer",
-                          "truncated", "tokens"], row)]
+                         ["problems", "samples", "n", "accuracy", "truncated", "no answer",
+                          "pass@n", "maj@n", "tokens"], row)]
     v = s["verdicts"]
     gradable = s["samples"] - v["ungradable"]
     t = Table(f"graded trajectories: {_n(s['samples'], 'sample')} of {_n(s['problems'], 'problem')}",
               ["", "value"], left=(0, 1))
     t.rows += [
         ["accuracy", f"{pct(s['accuracy'])}  ({v['correct']:,} of {gradable:,} gradable samples)"],
+        ["truncated", f"{pct(s['truncation_rate'])}  ({v['truncated']:,} hit the length limit)"],
+        ["no answer", f"{pct(s['no_answer_rate'])}  ({v['no_answer']:,} without an extractable answer)"],
         ["verdicts", _dots(*(f"{k} {c:,}" for k, c in v.items()))],
         ["samples per problem", _spp(s)],
         ["problems", _dots(f"{s['problems_all_correct']:,} all correct",
@@ -182,6 +192,8 @@ def _graded(sec: dict[str, Any]) -> list[Table]:
     ]
     if "label_agreement" in s:
         t.rows.append(["agreement with 'label'", f"{pct(s['label_agreement'])} of {s['labelled']:,}"])
+    if s["pass_at_k"]:
+        t.rows.append(["maj@k", _maj_estimator(s)])
     return [t, _k_table(s)] if s["pass_at_k"] else [t]
 
 
@@ -212,6 +224,8 @@ def _problems(sec: dict[str, Any]) -> list[Table]:
                            f"{s['problems_fusable']:,} fusable",
                            f"{s['problems_no_correct']:,} with no correct sample")],
     ]
+    if s["pass_at_k"]:
+        t.rows.append(["maj@k", _maj_estimator(s)])
     out = [t, _histogram("error rate per problem", "error rate", e["histogram"]),
            _histogram("entropy (nats), problems with errors", "entropy", h["histogram"]),
            _histogram("error modes per problem", "modes", _capped(m["counts"], 10))]
@@ -266,3 +280,51 @@ def _loss(runs: dict[str, dict[str, Any]]) -> Table:
                        f"{s['tokens']:,}" if isinstance(s["tokens"], int) else "-",
                        num(s["seconds"], 1), num(s["tokens_per_s"], 0)])
     return t
+
+
+# --------------------------------------------------------------------------- --compare
+
+
+def points(x: float, sign: bool = True) -> str:
+    """A difference of two shares in percentage points: +3.0."""
+    return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
+
+
+def compare_line(c: dict[str, Any]) -> str:
+    """The comparison in one line (for a closing table or a log)."""
+    a, b = c["a"], c["b"]
+    lo, hi = c["ci95"]
+    return (f"{b['name']} - {a['name']}: {points(c['difference'])} points "
+            f"({pct(b['accuracy'])} vs {pct(a['accuracy'])}, {c['problems']:,} problems), "
+            f"95% CI [{points(lo)}, {points(hi)}], McNemar p = {c['mcnemar_p']:.3g} "
+            f"({c['won']:,} won, {c['lost']:,} lost)")
+
+
+def compare_tables(c: dict[str, Any]) -> list[Table]:
+    a, b = c["a"], c["b"]
+    left = c["left_out"]
+    notes = [f"{left['only_in_a']:,} problems only in A and {left['only_in_b']:,} only in B "
+             "left out (--intersect)" if c["intersect"] else "",
+             f"{left['ungradable']:,} problems without a gradable sample in one file left out"
+             if left["ungradable"] else ""]
+    sides = Table(f"paired comparison: {c['problems']:,} problems matched by id",
+                  ["", "name", "problems", "samples", "accuracy", "truncated", "no answer", "file"],
+                  left=(0, 1, 7), caption="; ".join(n for n in notes if n) or None)
+    for key, s in (("A", a), ("B", b)):
+        sides.rows.append([key, s["name"], f"{s['n']:,}", f"{s['samples']:,}", pct(s["accuracy"]),
+                           pct(s["truncation_rate"]), pct(s["no_answer_rate"]), s["path"]])
+    lo, hi = c["ci95"]
+    several = max(a["samples_per_problem"]["max"], b["samples_per_problem"]["max"]) > 1
+    won, lost = (("B's share correct higher", "A's higher") if several
+                 else ("B right, A wrong", "B wrong, A right"))
+    result = Table("B - A", ["", "value"], left=(0, 1))
+    result.rows += [
+        ["difference B - A", f"{points(c['difference'])} points of accuracy"],
+        ["95% interval", f"[{points(lo)}, {points(hi)}] points  ({c['ci_method']})"],
+        ["McNemar p", f"{c['mcnemar_p']:.4g}  (exact, two-sided, on the {c['won'] + c['lost']:,} "
+                      "problems where A and B differ)"],
+        ["problems", _dots(f"{c['won']:,} won ({won})", f"{c['lost']:,} lost ({lost})",
+                           f"{c['both_correct']:,} both correct", f"{c['both_wrong']:,} both wrong",
+                           f"{c['tied']:,} tied between" if c["tied"] else "")],
+    ]
+    return [sides, result]

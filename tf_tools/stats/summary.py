@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -91,12 +93,28 @@ def resolve_inputs(paths: Sequence[str]) -> list[str]:
 
 
 def run_name(path: str) -> str:
-    """runs/tf/loss.jsonl -> runs/tf; other.jsonl -> other.jsonl."""
+    """runs/tf/loss.jsonl -> runs/tf; other.jsonl -> other.jsonl (a path: see run_labels)."""
     if path in ("-", "<stdin>"):
         return "loss"
     if os.path.basename(path) == LOSS_LOG:
         return os.path.dirname(path) or "."
     return path
+
+
+def run_labels(names: Sequence[str]) -> dict[str, str]:
+    """What a reader calls each run: the name of its folder (``/work/runs/model.rft`` ->
+    ``model.rft``), with as many parent folders as it takes to tell the runs apart
+    (``a/model.rft`` and ``b/model.rft``)."""
+    parts = {n: Path(os.path.abspath(n)).parts[1:] or (n,) for n in names}
+    depth = dict.fromkeys(names, 1)
+    while True:
+        labels = {n: "/".join(parts[n][-depth[n]:]) for n in names}
+        seen = Counter(labels.values())
+        clash = [n for n in names if seen[labels[n]] > 1 and depth[n] < len(parts[n])]
+        if not clash:
+            return labels
+        for n in clash:
+            depth[n] += 1
 
 
 def natural_key(name: str) -> list[Any]:
@@ -130,7 +148,7 @@ class Report:
         self.records = 0
         self.failed = 0
         self.sections: dict[str, Section] = {}
-        self.runs: dict[str, LossStats] = {}  # loss logs, by run
+        self.runs: dict[str, LossStats] = {}  # loss logs, by run path (run_labels names them)
         self._counter: Any = None
 
     def _section(self, kind: str) -> Section:
@@ -174,6 +192,7 @@ class Report:
             self._section(kind).add(rec, pos, group, where)
 
     def run(self, name: str) -> LossStats:
+        name = os.path.normpath(name)
         if name not in self.runs:
             self.runs[name] = LossStats()
         return self.runs[name]
@@ -195,7 +214,9 @@ class Report:
         for kind in KINDS:
             if kind == "loss":
                 if self.runs:
-                    out["loss"] = {"runs": {name: s.summary() for name, s in self.runs.items()}}
+                    labels = run_labels(list(self.runs))
+                    out["loss"] = {"runs": {labels[name]: {**s.summary(), "path": name}
+                                            for name, s in self.runs.items()}}
                 continue
             section = self.sections.get(kind)
             if section is None:
