@@ -2,9 +2,10 @@
 
     python examples/run_report.py RUN_FOLDER [POLICY ...]     # POLICY: rft, trajfusion
 
-Reads RUN/stats/*.json (written by the Makefile's tf-stats targets) and prints where
-everything is and one table: the teacher's samples, the error clusters, each policy's
-training set and student, and the students' greedy pass@1 before and after training.
+Reads RUN/stats/*.json (written by the Makefile's tf-stats targets) and the manifests, and
+prints where everything is, the teacher's samples and error clusters, then the students side
+by side (base = before training, then one column per policy: training set, loss, greedy
+pass@1 and truncation rate) and tf-stats --compare's line for RFT vs TrajFusion.
 """
 
 from __future__ import annotations
@@ -43,12 +44,23 @@ def _summary(d: dict[str, Any] | None) -> str:
     return f"mean {d.get('mean', 0):.2f}, median {d.get('median', 0):.2f}"
 
 
-def _eval_row(stats: dict[str, Any]) -> str:
+def _eval_cell(stats: dict[str, Any]) -> tuple[str, str]:
+    """(pass@1 with counts, truncation rate) of a graded greedy evaluation."""
     g = _get(stats, "graded", "all") or {}
     if not g:
-        return "-"
+        return "-", "-"
     correct = _get(g, "verdicts", "correct", default=0)
-    return f"{_pct(g.get('accuracy'))} ({correct}/{g.get('samples', 0)})"
+    return f"{_pct(g.get('accuracy'))} ({correct}/{g.get('samples', 0)})", _pct(g.get("truncation_rate"))
+
+
+def _compare_line(cmp: dict[str, Any]) -> str:
+    """tf-stats --compare's result in one line (its JSON: difference = b - a, fractions)."""
+    lo, hi = cmp["ci95"]
+    a, b = cmp["a"], cmp["b"]
+    return (f"{b['name']} - {a['name']}: {100 * cmp['difference']:+.1f} points "
+            f"({_pct(b['accuracy'])} vs {_pct(a['accuracy'])}, {cmp['problems']} problems), "
+            f"95% CI [{100 * lo:+.1f}, {100 * hi:+.1f}], McNemar p = {cmp['mcnemar_p']:.3g} "
+            f"({cmp['won']} won, {cmp['lost']} lost)")
 
 
 def main() -> None:
@@ -74,21 +86,33 @@ def main() -> None:
         ("error rate per problem", _summary(problems.get("error_rate"))),
         ("answer entropy per problem (nats)", _summary(problems.get("entropy"))),
     ]
-    base = _load(st / "eval.base.json")
-    rows.append(("student before training: pass@1 (greedy)", _eval_row(base)))
+
+    # the students side by side: base (before training), then one column per policy
+    columns = ["base", *policies]
+    table: dict[str, dict[str, str]] = {c: {} for c in columns}
+    table["base"]["pass@1 (greedy)"], table["base"]["truncated"] = _eval_cell(_load(st / "eval.base.json"))
     for p in policies:
         s = _get(_load(st / f"train.{p}.json"), "samples", "all") or {}
         kinds = s.get("kinds") or {}
-        rows += [
-            (f"{p}: training samples", f"{s.get('samples', 0)} ({kinds.get('fused', 0)} fused, {kinds.get('rft', 0)} RFT)"),
-            (f"{p}: k (wrong attempts per sample)", _dist(s.get("k"))),
-            (f"{p}: token multiplier (vs RFT)", f"{_get(s, 'tokens', 'multiplier', default=0):.2f}x"),
-        ]
+        manifest = _load(run / f"model.{p}.json")
+        cell = table[p]
+        cell["training samples"] = f"{s.get('samples', 0)} ({kinds.get('fused', 0)} fused)"
+        cell["k (wrong attempts)"] = _dist(s.get("k"))
+        cell["token multiplier"] = f"{_get(s, 'tokens', 'multiplier', default=0):.2f}x"
+        skipped = manifest.get("skipped") or {}
+        cell["skipped by tf-train"] = str(sum(v for k, v in skipped.items()
+                                              if k in ("too_long", "bad", "empty")))
         loss = next((v for k, v in losses.items() if Path(k).name == f"model.{p}"), None)
         if loss:
-            rows.append((f"{p}: training loss", f"{loss['first_loss']:.3f} -> {loss['final_loss']:.3f} over "
-                                                f"{loss['steps']} steps ({loss.get('tokens_per_s', 0):.0f} tok/s)"))
-        rows.append((f"{p}: student after training: pass@1", _eval_row(_load(st / f"eval.{p}.json"))))
+            cell["training loss"] = (f"{loss['first_loss']:.3f} -> {loss['final_loss']:.3f} "
+                                     f"({loss['steps']} steps)")
+        cell["pass@1 (greedy)"], cell["truncated"] = _eval_cell(_load(st / f"eval.{p}.json"))
+    names = ["training samples", "k (wrong attempts)", "token multiplier", "skipped by tf-train",
+             "training loss", "pass@1 (greedy)", "truncated"]
+    grid = [["student", *columns]] + [[name, *(table[c].get(name, "-") for c in columns)]
+                                      for name in names]
+    widths = [max(len(r[i]) for r in grid) for i in range(len(columns) + 1)]
+    compares = [_load(st / f"compare.rft-vs-{p}.json") for p in policies if p != "rft"]
 
     width = max(len(k) for k, _ in rows)
     print()
@@ -102,6 +126,13 @@ def main() -> None:
     print()
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
+    print()
+    for r in grid:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    for cmp in compares:
+        if cmp:
+            print()
+            print("paired (tf-stats --compare): " + _compare_line(cmp))
 
 
 if __name__ == "__main__":

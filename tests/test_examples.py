@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import orjson
 import pytest
 
 from .conftest import BIN, ROOT, model_cache, read_jsonl
@@ -49,10 +50,25 @@ def test_make_examples_small_runs_rft_and_trajfusion_side_by_side(smollm2, tmp_p
         assert len(evaluated) == 8 and all(r["_tf"]["sample"]["temperature"] == 0 for r in evaluated)
     assert len(read_jsonl((run / "eval.base.jsonl").read_text())) == 8
     assert list((run / "plots").rglob("*.png"))
-    # the closing table names both students
-    for line in ("teacher: pass@8", "rft: training samples", "trajfusion: token multiplier",
-                 "student before training: pass@1", "trajfusion: student after training: pass@1"):
-        assert line in proc.stdout, proc.stdout
+    # one length end to end: tf-fuse trimmed to tf-train's length (nothing skipped), the
+    # evaluation's budget covers the longest answer trained on, and the samples carry the
+    # system prompt the teacher was sampled with (the one tf-sample evaluates with)
+    system = graded[0]["_tf"]["sample"]["system"]
+    assert all(r["messages"][0] == {"role": "system", "content": system} for r in rft + fused)
+    for policy in ("rft", "trajfusion"):
+        manifest = read_jsonl((run / f"model.{policy}.json").read_text())[0]
+        assert manifest["skipped"]["too_long"] == 0
+        budget = read_jsonl((run / f"eval.{policy}.jsonl").read_text())[0]["_tf"]["sample"]["max_tokens"]
+        assert budget >= manifest["longest_answer_tokens"]
+    cmp = orjson.loads((run / "stats" / "compare.rft-vs-trajfusion.json").read_bytes())
+    assert cmp["problems"] == 8 and cmp["a"]["name"] == "eval.rft" and 0 <= cmp["mcnemar_p"] <= 1
+    # the closing table: base, RFT and TrajFusion side by side, and the paired comparison
+    table = proc.stdout
+    header = next(line for line in table.splitlines() if line.startswith("student "))
+    assert header.split() == ["student", "base", "rft", "trajfusion"]
+    for line in ("teacher: pass@8", "training samples", "token multiplier", "pass@1 (greedy)",
+                 "truncated", "paired (tf-stats --compare): eval.trajfusion - eval.rft"):
+        assert line in table, table
 
     # a second make: every file is up to date, only the report runs
     again = _make("-n", run=run)
