@@ -297,6 +297,45 @@ def test_keep_going_passes_a_bad_record_on_marked(tmp_path):
     assert out[1]["n"] == 7
 
 
+def test_an_exception_summarising_one_problem_marks_its_trajectories(monkeypatch):
+    from tf_tools.clustering import problems
+
+    real = problems.cluster_answers
+
+    def explode(preds, eq):
+        if "666" in preds:
+            raise RuntimeError("the clustering met a bug")
+        return real(preds, eq)
+
+    monkeypatch.setattr(problems, "cluster_answers", explode)
+    bad = golden_graded("b")
+    bad[2]["pred"] = "666"
+    recs = golden_graded("a") + bad + golden_graded("c")
+    result = runner.invoke(app, ["--no-math-verify"], input=lines(recs))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "tf-cluster: error: line 9 of <stdin> (problem 'b', 8 trajectories): cannot cluster "
+        "this record: RuntimeError: the clustering met a bug",
+        "hint: --keep-going marks the record (_tf.error) and goes on; -vv shows the traceback"]
+    result = runner.invoke(app, ["--no-math-verify", "--keep-going"], input=lines(recs))
+    assert result.exit_code == 3
+    out = read_jsonl(result.stdout)
+    assert [(r["id"], "n" in r) for r in out] == [("a", True)] + [("b", False)] * 8 + [("c", True)]
+    assert [r["sample_idx"] for r in out[1:9]] == list(range(8))
+    assert all(r["_tf"]["error"] == {
+        "step": "cluster", "type": "RuntimeError", "message": "RuntimeError: the clustering met a bug",
+        "where": "line 9 of <stdin> (problem 'b', 8 trajectories)"} for r in out[1:9])
+    assert "8 records failed" in result.stderr
+
+
+def test_a_pathological_answer_is_clustered_not_a_crash():
+    recs = golden_graded()
+    recs[7]["pred"] = "sqrt(" * 2000 + "2" + ")" * 2000  # latexify's recursion ran out here
+    recs[5]["pred"] = "9" * 200_000  # int() refuses it
+    (s,) = read_jsonl(runner.invoke(app, ["--no-math-verify"], input=lines(recs)).stdout)
+    assert s["n_error_modes"] == 3 and s["n_clustered"] == 5
+
+
 def test_non_contiguous_ids_name_the_id_unless_unsorted():
     recs = golden_graded("a")[:4] + golden_graded("b") + golden_graded("a")[4:]
     result = runner.invoke(app, [], input=lines(recs))

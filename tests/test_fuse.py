@@ -310,6 +310,29 @@ def test_not_a_problem_summary_says_run_tf_cluster_first(tmp_path):
     assert "--completion-key" in result.stderr
 
 
+def test_an_exception_fusing_one_problem_marks_it_and_the_rest_come_out():
+    good = summary([(0, "6 * 7 = \\boxed{42}")], [[(1, "6 * 7 = \\boxed{48}")]], e=0.5, h=0.0)
+    words = dict(good, id="words", error_rate="high")  # TypeError in the policy's arithmetic
+    huge = dict(good, id="huge", entropy=1e308)  # OverflowError: e^H
+    recs = [dict(good, id="a"), words, dict(good, id="c"), huge]
+    result = runner.invoke(app, [], input=lines(recs))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "tf-fuse: error: line 2 of <stdin>: cannot fuse this record: TypeError: can't multiply "
+        "sequence by non-int of type 'float'",
+        "hint: --keep-going marks the record (_tf.error) and goes on; -vv shows the traceback"]
+    result = runner.invoke(app, ["--keep-going"], input=lines(recs))
+    assert result.exit_code == 3
+    out = read_jsonl(result.stdout)
+    assert [(r["id"], "messages" in r) for r in out] == [
+        ("a", True), ("words", False), ("c", True), ("huge", False)]
+    assert out[1]["_tf"]["error"]["type"] == "TypeError" and out[1]["error_rate"] == "high"
+    assert out[3]["_tf"]["error"] == {"step": "fuse", "type": "OverflowError",
+                                      "message": "OverflowError: math range error",
+                                      "where": "line 4 of <stdin>"}
+    assert "2 records failed" in result.stderr
+
+
 def test_empty_input_and_bad_flags():
     result = runner.invoke(app, [], input="")
     assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""

@@ -127,6 +127,94 @@ def test_pathological_answers_end_within_the_limit():
     assert elapsed < 60
 
 
+BIG = "9" * 200_000  # int(BIG) raises: Python converts at most 4300 digits
+LONG_FLOAT = "3." + "1" * 5000
+NEEDS_SYMPY = {"correct", "incorrect", "ungradable"}  # decided by math-verify, or timed out
+# (answer, completion, the verdicts it may get); each is followed by a good record
+HUGE_AND_ODD = [
+    ("12", "\\boxed{" + BIG + "}", {"incorrect"}),
+    (BIG, "\\boxed{12}", {"incorrect"}),
+    (BIG, "so \\boxed{" + BIG + "}", {"correct"}),
+    (BIG, "\\boxed{0" + BIG + "}", {"correct"}),  # equal by its digits
+    (BIG, "\\boxed{" + BIG[:-1] + "8}", {"incorrect"}),
+    ("1" + "0" * 300, "\\boxed{\\sqrt{2}}", NEEDS_SYMPY),  # no float holds the gold
+    ("3.14", "\\boxed{" + LONG_FLOAT + "}", {"incorrect"}),
+    (LONG_FLOAT, "\\boxed{" + LONG_FLOAT[:-1] + "2}", {"correct"}),  # within the tolerance
+    ("12", "\\boxed{9^{9^{9^9}}}", NEEDS_SYMPY),
+    ("10^{10^{10}}", "\\boxed{10^{10^{10}}}", {"correct"}),
+    ("10^{10^{10}}", "\\boxed{12}", NEEDS_SYMPY),
+    ("12", "x " * 500_000 + "\\boxed{12}", {"correct"}),  # a 1 MB completion
+    ("12", "\\boxed{" + "\\frac{" * 5000 + "1}" * 5000 + "}", NEEDS_SYMPY),
+    ("12", "\\boxed{NaN}", NEEDS_SYMPY - {"correct"}),
+    ("\\infty", "\\boxed{inf}", NEEDS_SYMPY),
+    ("12", "\\boxed{" + "1" * 5000 + "/" + "3" * 5000 + "}", NEEDS_SYMPY),
+    (1e308, "\\boxed{1e308}", {"correct"}),
+    ("12", ["a", "b"], {"no_answer"}),
+    ("12", {"text": "\\boxed{12}"}, {"no_answer"}),
+    ("12", None, {"no_answer"}),
+    ("12", 12, {"correct"}),
+    (["12", None, {"a": 1}], "\\boxed{12}", {"correct"}),
+    ({"value": 12}, "\\boxed{12}", {"ungradable"}),
+    (None, "\\boxed{12}", {"ungradable"}),
+]
+
+
+def test_huge_and_odd_answers_every_record_comes_out(tmp_path):
+    recs, want = [], []
+    for i, (answer, completion, verdicts) in enumerate(HUGE_AND_ODD):
+        recs.append(traj(2 * i, answer, completion))
+        want.append(verdicts)
+        good = i % 2 == 0  # the good records around them keep their normal verdicts
+        recs.append(traj(2 * i + 1, "7", "so \\boxed{7}" if good else "so \\boxed{8}"))
+        want.append({"correct" if good else "incorrect"})
+    path = write_jsonl(tmp_path / "huge.jsonl", recs)
+    for flags in ([], ["--keep-going"]):
+        done = subprocess.run([tool("tf-grade"), "--timeout", "1", "--workers", "2", *flags,
+                               str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr and "error" not in done.stderr.lower()
+        out = read_jsonl(done.stdout)
+        assert [r["id"] for r in out] == [r["id"] for r in recs]  # every one, in order
+        for rec, verdicts in zip(out, want, strict=True):
+            assert rec["verdict"] in verdicts, (rec["id"], rec["verdict"], rec["_tf"]["grade"])
+            assert "error" not in rec["_tf"]
+            if rec["verdict"] == "ungradable":
+                assert rec["_tf"]["grade"]["reason"]
+        assert f"graded {len(recs)}: " in done.stderr
+
+
+def test_an_exception_grading_one_record_marks_it_or_names_its_line(monkeypatch):
+    from tf_tools.grading import grader
+
+    real = grader.extract_answer
+
+    def explode(text, options):
+        if "explode" in str(text):
+            raise RuntimeError("the grader met a bug")
+        return real(text, options)
+
+    monkeypatch.setattr(grader, "extract_answer", explode)
+    recs = [MIXED[0], traj(1, "12", "explode \\boxed{12}"), MIXED[2]]
+    result = run(recs)
+    assert result.exit_code == 1
+    err = result.stderr.splitlines()
+    assert err == ["tf-grade: error: line 2 of <stdin>: cannot grade this record: RuntimeError: "
+                   "the grader met a bug",
+                   "hint: --keep-going marks the record (_tf.error) and goes on; -vv shows the "
+                   "traceback"]
+    result = run(recs, "-vv")  # -vv: the traceback, through the exception it came from
+    assert isinstance(result.exception.__cause__, RuntimeError)
+    result = run(recs, "--keep-going")
+    assert result.exit_code == 3
+    out = read_jsonl(result.stdout)
+    assert [r["verdict"] for r in out] == ["correct", "ungradable", "incorrect"]
+    assert out[1]["_tf"]["error"] == {"step": "grade", "type": "RuntimeError",
+                                      "message": "RuntimeError: the grader met a bug",
+                                      "where": "line 2 of <stdin>"}
+    assert out[1]["_tf"]["grade"]["reason"] == "error: RuntimeError: the grader met a bug"
+    assert "1 records failed" in result.stderr
+
+
 def test_check_gold_reports_bad_golds(tmp_path):
     problems = [{"id": "ok1", "answer": "42"}, {"id": "ok2", "answer": "\\frac{\\sqrt{3}}{2}"},
                 {"id": "bad1", "answer": "\\frac{1}{2"}, {"id": "bad2", "answer": ""},
@@ -239,13 +327,14 @@ def test_progress_heartbeat_lines_on_stderr_when_not_a_terminal(tmp_path):
     assert "graded 600: correct 600" in done.stderr
 
 
-def test_slurm_array_variables_pick_the_shard():
+def test_shard_slurm_array_tasks_partition_the_records():
     recs = [traj(i, "1", "\\boxed{1}") for i in range(30)]
     ids = []
-    for task in ("0", "1", "2"):
-        env = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_COUNT": "3"}
+    for task in ("1", "2", "3"):  # --array=1-3
+        env = {"SLURM_ARRAY_TASK_ID": task, "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"}
         text = "".join(orjson.dumps(r).decode() + "\n" for r in recs)
-        part = read_jsonl(runner.invoke(app, [], input=text, env=env).stdout)
+        assert len(read_jsonl(runner.invoke(app, [], input=text, env=env).stdout)) == 30
+        part = read_jsonl(runner.invoke(app, ["--shard", "slurm"], input=text, env=env).stdout)
         assert 0 < len(part) < 30
         ids += [r["id"] for r in part]
     assert sorted(ids) == sorted(r["id"] for r in recs)

@@ -17,6 +17,7 @@ from tf_tools.records import (
     in_shard,
     is_failed,
     parse_shard,
+    record_failed,
     shard_of,
     skip_done,
 )
@@ -109,16 +110,71 @@ def test_resume_needs_an_output_file():
         JsonlWriter(None, resume=True)
 
 
-def test_parse_shard_and_slurm_defaults():
+SLURM_TASK_1_OF_4 = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "4",
+                     "SLURM_ARRAY_TASK_MIN": "0"}
+
+
+def test_parse_shard_never_switches_itself_on_inside_an_array_job():
     assert parse_shard("2/8") == (2, 8)
     assert parse_shard(None, env={}) is None
-    assert parse_shard(None, env={"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}) == (3, 4)
-    # arrays that start at 1 (--array=1-4)
-    env = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}
-    assert parse_shard(None, env=env) == (0, 4)
-    for bad in ("3", "8/8", "-1/2", "a/b", "1/0"):
+    # an array task processes all its input unless told --shard (DESIGN §5)
+    assert parse_shard(None, env=SLURM_TASK_1_OF_4) is None
+    for bad in ("3", "8/8", "-1/2", "a/b", "1/0", "slurmy"):
         with pytest.raises(UsageError):
-            parse_shard(bad)
+            parse_shard(bad, env=SLURM_TASK_1_OF_4)
+
+
+def test_shard_slurm_reads_the_array_variables():
+    assert parse_shard("slurm", env=SLURM_TASK_1_OF_4) == (1, 4) == parse_shard("1/4")
+    assert parse_shard("slurm", env={"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4"}) == (3, 4)
+    # arrays that start at 1 (--array=1-4)
+    env = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1",
+           "SLURM_ARRAY_TASK_MAX": "4"}
+    assert parse_shard("slurm", env=env) == (0, 4)
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({}, "SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT not set"),
+    ({"SLURM_ARRAY_TASK_ID": "2"}, "SLURM_ARRAY_TASK_COUNT not set"),
+    # sbatch --array=3,7 (a rerun of two failed tasks): task 7 is not shard 4 of 2 ...
+    ({"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "3"},
+     "array task 7 is not a shard"),
+    # ... and task 3 is not shard 0 of 2 either, when SLURM says the ids run up to 7
+    ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "3",
+      "SLURM_ARRAY_TASK_MAX": "7"}, "not one contiguous range"),
+    # sbatch --array=0-15:2
+    ({"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "8", "SLURM_ARRAY_TASK_MIN": "0",
+      "SLURM_ARRAY_TASK_MAX": "14"}, "not one contiguous range"),
+    # sbatch --array=3 (a rerun of one task): an array of one task, not shard 3
+    ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "1", "SLURM_ARRAY_TASK_MIN": "3",
+      "SLURM_ARRAY_TASK_MAX": "3"}, "the only task of its array"),
+    ({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"}, "not integers"),
+])
+def test_shard_slurm_refuses_what_is_not_a_shard(env, says):
+    with pytest.raises(UsageError) as exc:
+        parse_shard("slurm", env=env)
+    assert says in exc.value.message
+    assert "\n" not in exc.value.message and "--shard I/N" in (exc.value.hint or "")
+
+
+def test_record_failed_marks_or_stops_naming_the_line():
+    rec = {"id": "a"}
+    with pytest.raises(InputError) as exc:
+        record_failed(rec, "grade", ValueError("x" * 10_000), keep_going=False,
+                      where=lambda: "line 3 of f.jsonl")
+    assert exc.value.message.startswith("line 3 of f.jsonl: cannot grade this record: ValueError: xxx")
+    assert len(exc.value.message) < 600 and "--keep-going" in exc.value.hint
+    assert isinstance(exc.value.__cause__, ValueError)  # the traceback -vv prints
+    with pytest.raises(InputError) as exc:
+        record_failed(rec, "grade", InputError("no answer", hint="use --answer-key"),
+                      keep_going=False, where="line 4 of f.jsonl")
+    assert exc.value.message == "line 4 of f.jsonl: no answer" and exc.value.hint == "use --answer-key"
+    out = record_failed(rec, "grade", KeyError("k"), keep_going=True, where="line 5 of f.jsonl")
+    assert out is rec and is_failed(rec)
+    assert rec["_tf"]["error"] == {"step": "grade", "message": "KeyError: 'k'", "type": "KeyError",
+                                   "where": "line 5 of f.jsonl"}
+    with pytest.raises(UsageError):  # not about the record: it goes on up as it is
+        record_failed({}, "grade", UsageError("bad flag"), keep_going=True)
 
 
 def test_shard_hash_is_stable_across_processes():

@@ -127,6 +127,30 @@ def test_missing_problem_field_names_the_line(tiny_model, tmp_path):
     assert out[1]["id"] == "x" and out[1]["_tf"]["error"]["step"] == "sample"
 
 
+def test_an_exception_building_one_prompt_marks_it_or_names_its_line(tiny_model, monkeypatch):
+    real = PromptBuilder.token_ids
+
+    def explode(self, problem):
+        if "explode" in problem:
+            raise ValueError("the chat template met a bug")
+        return real(self, problem)
+
+    monkeypatch.setattr(PromptBuilder, "token_ids", explode)
+    problems = [PROBLEMS[0], {"id": "x", "problem": "explode", "answer": "1"}, PROBLEMS[2]]
+    result = sample_cli(tiny_model, problems, "--engine", "hf", "-n", "1", "--max-tokens", "4")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-2:] == [
+        "tf-sample: error: line 2 of <stdin>: cannot sample this record: ValueError: the chat "
+        "template met a bug",
+        "hint: --keep-going marks the record (_tf.error) and goes on; -vv shows the traceback"]
+    result = sample_cli(tiny_model, problems, "--engine", "hf", "-n", "1", "--max-tokens", "4",
+                        "--keep-going")
+    assert result.exit_code == 3
+    out = read_jsonl(result.stdout)
+    assert [r["id"] for r in out] == ["p0", "x", "p2"]
+    assert out[1]["_tf"]["error"]["type"] == "ValueError" and "completion" not in out[1]
+
+
 def test_prompt_longer_than_the_context_comes_back_failed_and_the_run_goes_on(tiny_model):
     long = {"id": "long", "problem": "seven " * 400, "answer": "7"}
     result = sample_cli(tiny_model, [PROBLEMS[0], long, PROBLEMS[2]], "--engine", "hf", "-n", "2",

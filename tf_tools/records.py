@@ -8,7 +8,10 @@ contract so each command spells it the same way:
 - ``JsonlWriter`` writes to stdout or atomically to ``FILE`` through ``FILE.tmp`` (renamed on
   success), one whole line per write so a killed job leaves only whole lines; with
   ``resume`` it keeps the complete lines of an earlier run and reports which keys are done.
-- ``shard_of`` / ``in_shard`` split records by a stable hash of the id (SLURM array defaults).
+- ``parse_shard`` / ``shard_of`` / ``in_shard`` split records by a stable hash of the id,
+  only when asked (``--shard I/N`` or ``--shard slurm``; never implicitly inside an array job).
+- ``record_failed`` is the one way a command deals with an exception raised by one record:
+  mark it and go on (``keep_going``), or stop with one line naming its file and line.
 - ``group_by_id`` yields contiguous runs of records that share an id.
 
 It deliberately knows nothing about what a record means beyond ``id`` and the reserved
@@ -26,7 +29,7 @@ from typing import IO, Any
 
 import orjson
 
-from tf_tools.errors import InputError, UsageError
+from tf_tools.errors import InputError, TfError, UsageError
 
 Record = dict[str, Any]
 
@@ -122,6 +125,39 @@ def failed_line(raw: bytes, step: str, message: str, file: str, line: int) -> Re
                                              "file": file, "line": line}}}
 
 
+#: the hint under a record's error when the error brings none of its own
+KEEP_GOING_HINT = "--keep-going marks the record (_tf.error) and goes on; -vv shows the traceback"
+_MAX_MESSAGE = 500  # an exception's message may quote a 200,000-character answer
+
+
+def record_failed(rec: Record, step: str, exc: BaseException, *, keep_going: bool,
+                  where: Callable[[], str] | str | None = None) -> Record:
+    """The one way to deal with an exception raised while processing one record.
+
+    Without ``keep_going``: raise an ``InputError`` naming the file and line (``where``) in
+    one line plus a hint; an unexpected exception stays chained to it for ``-vv``. With
+    ``keep_going``: mark ``rec`` failed (``_tf.error`` = step, type, message, where) and
+    return it, so the caller passes it on and the run exits 3 at the end. Errors that are
+    not about the record (a usage error, a missing dependency, an interrupt) go on up as
+    they are.
+    """
+    if isinstance(exc, TfError) and not isinstance(exc, InputError):
+        raise exc
+    at = where() if callable(where) else where
+    if isinstance(exc, InputError):
+        message, hint, cause = exc.bare_message, exc.hint, None
+    else:
+        text = str(exc)
+        if len(text) > _MAX_MESSAGE:
+            text = text[:_MAX_MESSAGE] + "..."
+        message, hint, cause = f"{type(exc).__name__}: {text}", None, exc
+    if not keep_going:
+        what = message if cause is None else f"cannot {step} this record: {message}"
+        raise InputError(what, at, hint or KEEP_GOING_HINT) from cause
+    return mark_failed(rec, step, message, type=type(exc).__name__,
+                       **({"where": at} if at else {}))
+
+
 def mark_failed(rec: Record, step: str, message: str, **where: Any) -> Record:
     """Mark a record as failed by ``step``; it is passed on, not dropped."""
     tf = rec.setdefault(TF_KEY, {})
@@ -161,23 +197,54 @@ def shard_of(record_id: Any, n_shards: int) -> int:
 
 
 def parse_shard(spec: str | None, env: Mapping[str, str] | None = None) -> tuple[int, int] | None:
-    """``"I/N"`` -> (I, N) with 0 <= I < N; None -> the SLURM array task, or no sharding."""
-    if env is None:
-        env = os.environ
+    """``"I/N"`` -> (I, N) with 0 <= I < N; ``"slurm"`` -> the SLURM array task; None -> None.
+
+    Never implicit: a command inside an array job processes all its input unless told
+    ``--shard``. ``slurm`` reads SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT and
+    SLURM_ARRAY_TASK_MIN (default 0) and refuses an array whose task ids are not one
+    contiguous range (``--array=3,7``, ``--array=0-15:2``, a rerun ``--array=3``).
+    """
     if spec is None:
-        if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
-            # Arrays may start at 1 (--array=1-8): index relative to the first task.
-            first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-            return int(env["SLURM_ARRAY_TASK_ID"]) - first, int(env["SLURM_ARRAY_TASK_COUNT"])
         return None
+    if spec.strip().lower() == "slurm":
+        return _slurm_shard(os.environ if env is None else env)
     try:
         i_text, n_text = spec.split("/")
         i, n = int(i_text), int(n_text)
     except ValueError:
-        raise UsageError(f"--shard must look like I/N (e.g. 0/8), got {spec!r}") from None
+        raise UsageError(f"--shard must look like I/N (e.g. 0/8) or be 'slurm', got {spec!r}") from None
     if n < 1 or not 0 <= i < n:
         raise UsageError(f"--shard {spec}: need 0 <= I < N")
     return i, n
+
+
+_SLURM_HINT = "spell the shard out with --shard I/N (e.g. --shard 3/16 to redo task 3 of 16)"
+
+
+def _slurm_shard(env: Mapping[str, str]) -> tuple[int, int]:
+    missing = [k for k in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT") if k not in env]
+    if missing:
+        raise UsageError(f"--shard slurm: {' and '.join(missing)} not set: not a SLURM array task",
+                         hint="submit with sbatch --array=0-15 (say), or " + _SLURM_HINT)
+    try:
+        task = int(env["SLURM_ARRAY_TASK_ID"])
+        count = int(env["SLURM_ARRAY_TASK_COUNT"])
+        first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        last = int(env["SLURM_ARRAY_TASK_MAX"]) if "SLURM_ARRAY_TASK_MAX" in env else first + count - 1
+    except ValueError:
+        raise UsageError("--shard slurm: the SLURM_ARRAY_TASK_* variables are not integers",
+                         hint=_SLURM_HINT) from None
+    i = task - first
+    if count < 1 or not 0 <= i < count or last - first + 1 != count:
+        # sbatch --array=3,7 (a rerun of two tasks): ids 3 and 7 are not shards 0 and 1 of 2
+        raise UsageError(f"--shard slurm: array task {task} is not a shard: the array's ids "
+                         f"(from {first} to {last}, {count} tasks) are not one contiguous range "
+                         "(need 0 <= ID - MIN < COUNT)", hint=_SLURM_HINT)
+    if count == 1 and first != 0:
+        # sbatch --array=3 (a rerun of one task) is an array of one task: all of the input
+        raise UsageError(f"--shard slurm: array task {task} is the only task of its array, "
+                         f"not shard {task} of a larger one", hint=_SLURM_HINT)
+    return i, count
 
 
 def in_shard(records: Iterable[Record], shard: tuple[int, int] | None,
@@ -404,10 +471,10 @@ def write_jsonl_file(path: str, records: Iterable[Record]) -> int:
 
 
 __all__ = [
-    "JsonlReader", "JsonlWriter", "PipeClosed", "Record", "TF_KEY", "content_id",
-    "failed_line", "group_by_id", "in_shard", "is_failed", "mark_failed", "parse_shard",
-    "pump", "read_jsonl_file", "set_provenance", "shard_of", "skip_done", "write_jsonl_file",
-    "dumps",
+    "KEEP_GOING_HINT", "JsonlReader", "JsonlWriter", "PipeClosed", "Record", "TF_KEY",
+    "content_id", "failed_line", "group_by_id", "in_shard", "is_failed", "mark_failed",
+    "parse_shard", "pump", "read_jsonl_file", "record_failed", "set_provenance", "shard_of",
+    "skip_done", "write_jsonl_file", "dumps",
 ]
 
 

@@ -36,7 +36,7 @@ KeepGoing = Annotated[
 ]
 Shard = Annotated[
     str | None,
-    typer.Option("--shard", metavar="I/N", help="Only shard I of N (by a stable hash of the id). Default: the SLURM array task, if any."),
+    typer.Option("--shard", metavar="I/N|slurm", help="Only shard I of N (by a stable hash of the id); 'slurm': this SLURM array task's shard (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT). Default: all the input, also inside an array job."),
 ]
 IdKey = Annotated[str, typer.Option("--id-key", help="Field that holds the problem id.")]
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v info, -vv debug (and tracebacks).")]

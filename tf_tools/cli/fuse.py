@@ -63,6 +63,7 @@ def fuse(
     completion_key: Annotated[str, typer.Option("--completion-key", help="Field of each trajectory with the model output.")] = "completion",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the choices within clusters and of the reflection prompts.")] = 0,
     id_key: common.IdKey = "id",
+    keep_going: common.KeepGoing = False,
     shard: common.Shard = None,
     verbose: common.Verbose = 0,
     quiet: common.Quiet = False,
@@ -85,10 +86,10 @@ def fuse(
             reflections_source=reflections or "builtin",
             system=FROM_TRAJECTORIES if system is None else system,
             max_tokens=max_tokens, tokenizer=tokenizer, id_key=id_key, problem_key=problem_key,
-            completion_key=completion_key,
+            completion_key=completion_key, keep_going=keep_going,
         )
         counter = load_counter(tokenizer)
-        reader = JsonlReader(paths, step="fuse")
+        reader = JsonlReader(paths, keep_going=keep_going, step="fuse")
         records = in_shard(reader, parse_shard(shard), id_key)
         # a problem's samples are written together; the last problem in the file of a killed
         # run may be cut short, so --resume always redoes it (fusing is cheap and seeded per

@@ -20,7 +20,7 @@ Examples:
   tf-sample -m models/qwen2.5-math-7b -n 8 < problems.jsonl > trajectories.jsonl
   tf-sample -m models/smollm2 -n 8 --max-tokens 256 examples/data/word_problems_train.jsonl | tf-grade --last-number
   tf-sample -m M --problem-key question --answer-key answer gsm8k/test.jsonl -o t.jsonl
-  tf-sample -m M --shard 3/16 problems.jsonl -o shard3.jsonl   # or a SLURM array task
+  tf-sample -m M --shard 3/16 problems.jsonl -o shard3.jsonl   # or --shard slurm in an array job
   tf-sample -m M --resume problems.jsonl -o t.jsonl            # finish a killed run
   tf-sample -m models/base --template prompt.txt problems.jsonl  # {problem} in the file
 """
@@ -76,6 +76,7 @@ def sample(
         if n < 1 or max_tokens < 1 or chunk < 1:
             raise UsageError("-n, --max-tokens and --chunk must be at least 1")
         resolve_engine(engine)
+        shard_spec = parse_shard(shard)  # a bad --shard is a usage error before the model loads
         paths = common.require_input(inputs)
         template_text = None
         if template:
@@ -113,7 +114,7 @@ def sample(
                     bar.postfix = f"{s.samples} samples, {s.tokens} tokens, {rate:.0f} tok/s"
                     bar.advance(written[0] - bar.count)
 
-                groups = sample_problems(in_shard(reader, parse_shard(shard), id_key), eng, cfg, stats,
+                groups = sample_problems(in_shard(reader, shard_spec, id_key), eng, cfg, stats,
                                          reader.where, skip=done_ids, on_chunk=show)
                 for group in groups:
                     writer.write_many(group)  # one problem: whole lines, flushed

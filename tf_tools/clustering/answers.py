@@ -109,7 +109,11 @@ def form_of(pred: str) -> Form:
         return Form(None, None, False, False)
     num = to_number(text)
     if num is not None:
-        return Form(num.value if num.exact else None, float(num.value), not num.exact, False)
+        try:
+            value: float | None = float(num.value)
+        except OverflowError:  # a 400-digit integer is exact, but no float
+            value = None
+        return Form(num.value if num.exact else None, value, not num.exact, False)
     words = bool(_WORDS_RE.match(text) and _NOT_CONSTANT_LETTER_RE.search(text))
     # "1\frac{1}{10}": math-verify reads a mixed number (11/10), our reader a product
     value = None if words or _MIXED_RE.search(text) else constant_value(text)

@@ -35,7 +35,7 @@ from tf_tools.clustering.answers import (
     entropy,
 )
 from tf_tools.errors import InputError
-from tf_tools.records import TF_KEY, Record, group_by_id, is_failed, mark_failed
+from tf_tools.records import TF_KEY, Record, group_by_id, is_failed, record_failed
 
 VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")
 #: per-sample keys that stay on each trajectory even when every sample has the same value
@@ -135,11 +135,13 @@ def cluster_records(records: Iterable[Record], cfg: ClusterConfig | None = None,
 
     Records already marked failed upstream are passed on as they are. A record that is not
     a graded trajectory raises InputError naming its line (``cfg.keep_going``: it is passed
-    on marked failed and its problem is summarised without it).
+    on marked failed and its problem is summarised without it). Any exception while
+    summarising a problem does the same for the problem's trajectories (``record_failed``).
     """
     cfg = cfg if cfg is not None else ClusterConfig()
     stats = stats if stats is not None else ClusterStats()
     passing: list[Record] = []
+    lines: dict[int, str] = {}  # id(record) -> where it was read, until its problem is done
 
     def checked() -> Iterator[Record]:
         for rec in records:
@@ -149,22 +151,36 @@ def cluster_records(records: Iterable[Record], cfg: ClusterConfig | None = None,
                 continue
             problem = _missing(rec, cfg.id_key)
             if problem is None:
+                if where:
+                    lines[id(rec)] = where()
                 yield rec
                 continue
             message, hint = problem
-            if not cfg.keep_going:
-                raise InputError(message, where() if where else None, hint)
+            passing.append(record_failed(rec, "cluster", InputError(message, hint=hint),
+                                         keep_going=cfg.keep_going, where=where))
             stats.failed += 1
-            loc = {"where": where()} if where else {}
-            passing.append(mark_failed(rec, "cluster", message, **loc))
 
     eq = Equivalence(cfg, stats)
     try:
-        for _pid, group in group_by_id(checked(), cfg.id_key, unsorted=cfg.unsorted,
-                                       where=where):
+        for pid, group in group_by_id(checked(), cfg.id_key, unsorted=cfg.unsorted,
+                                      where=where):
             yield from passing
             passing.clear()
-            yield summarize_problem(group, eq, cfg)
+            at = lines.get(id(group[0]))
+            try:
+                summary = summarize_problem(group, eq, cfg)
+            except Exception as exc:  # one bad problem never ends the run
+                # its trajectories go on, each marked (or, without keep_going, the run
+                # stops naming the line where the problem starts)
+                at = f"{at} (problem {pid!r}, {len(group)} trajectories)" if at else None
+                for rec in group:
+                    passing.append(record_failed(rec, "cluster", exc,
+                                                 keep_going=cfg.keep_going, where=at))
+                stats.failed += len(group)
+            else:
+                yield summary
+            for rec in group:
+                lines.pop(id(rec), None)
         yield from passing
     finally:
         eq.close()

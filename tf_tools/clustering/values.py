@@ -214,6 +214,13 @@ def latexify(text: str) -> str:
     ``sqrt(x+1)`` -> ``\\sqrt{x+1}``, ``π`` -> ``\\pi``; anything else unchanged."""
     if not any(c in text for c in "√·⋅×π−∞²³≤≥") and "sqrt(" not in text:
         return text
+    try:
+        return _latexify(text)
+    except RecursionError:  # sqrt(sqrt(sqrt(... 2000 deep: left as written
+        return text
+
+
+def _latexify(text: str) -> str:
     for symbol, latex in _SYMBOLS.items():
         text = text.replace(symbol, latex)
     out: list[str] = []
@@ -226,7 +233,7 @@ def latexify(text: str) -> str:
             if j < len(text) and text[j] in "({":
                 end = _closing(text, j, "()" if text[j] == "(" else "{}")
                 if end > 0:
-                    out.append("\\sqrt{" + latexify(text[j + 1:end]) + "}")
+                    out.append("\\sqrt{" + _latexify(text[j + 1:end]) + "}")
                     i = end + 1
                     continue
             m = _ROOT_ARG_RE.match(text, j)

@@ -31,7 +31,7 @@ from tf_tools.errors import InputError
 from tf_tools.fusion import policy as policies
 from tf_tools.fusion.text import END_MARKERS, REFLECTIONS, SEPARATOR, assemble, strip_markers
 from tf_tools.fusion.tokens import TokenCounter, load_counter
-from tf_tools.records import TF_KEY, Record, is_failed
+from tf_tools.records import TF_KEY, Record, is_failed, record_failed
 from tf_tools.schema import DEFAULT_SYSTEM
 
 #: FuseConfig.system's default: the prompt the teacher was sampled with (DESIGN §3)
@@ -64,6 +64,7 @@ class FuseConfig:
     completion_key: str = "completion"
     separator: str = SEPARATOR
     markers: tuple[str, ...] = END_MARKERS
+    keep_going: bool = False  # a bad problem summary is passed on marked, not the end of the run
 
     def __post_init__(self) -> None:
         if self.policy not in policies.POLICIES:
@@ -289,7 +290,8 @@ def fuse_records(records: Iterable[Record], cfg: FuseConfig | None = None,
     """Training samples for each problem summary, in input order, one problem at a time.
 
     Records already marked failed upstream are passed on unchanged and counted. A record
-    that is not a problem summary raises InputError naming its line.
+    that is not a problem summary, or any exception while fusing one, raises InputError
+    naming its line (``cfg.keep_going``: the record is passed on marked failed instead).
     """
     cfg = cfg if cfg is not None else FuseConfig()
     stats = stats if stats is not None else FuseStats()
@@ -299,11 +301,13 @@ def fuse_records(records: Iterable[Record], cfg: FuseConfig | None = None,
             stats.failed += 1
             yield rec
             continue
-        problem = _check(rec, cfg)
-        if problem is not None:
-            raise InputError(problem[0], where() if where else None, problem[1])
         try:
+            problem = _check(rec, cfg)
+            if problem is not None:
+                raise InputError(problem[0], hint=problem[1])
             samples = fuser.fuse(rec)
-        except InputError as exc:
-            raise InputError(exc.bare_message, where() if where else None, exc.hint) from None
+        except Exception as exc:  # one bad problem never ends the run
+            yield record_failed(rec, "fuse", exc, keep_going=cfg.keep_going, where=where)
+            stats.failed += 1
+            continue
         yield from samples

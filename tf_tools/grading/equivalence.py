@@ -8,6 +8,7 @@ Fast paths first, so most answers never reach SymPy (DESIGN §4 step 2):
 3. both sides are numbers (integers, decimals, thousands separators, fractions, ``\\frac``,
    scientific notation, percentages): compared exactly, or within ``tolerance`` when one
    side is written as a decimal; the same for comma-separated lists of numbers (unordered);
+   numbers longer than ``LONG`` characters (a 200,000-digit integer) by their digits;
 4. multiple-choice letters and plain-text words are compared as such.
 
 Whatever is left (expressions, ``\\sqrt``, ``\\pi``, intervals, sets, tuples, matrices,
@@ -18,8 +19,10 @@ threads and cannot interrupt C code, so they are switched off here.
 
 from __future__ import annotations
 
+import decimal
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -60,6 +63,11 @@ class Normal:
 
     text: str
     percent: bool = False
+
+
+#: numbers longer than this (characters) are compared by their digits (``_long_numbers``):
+#: Python refuses ``int()`` of more than 4300 digits (and the conversion is quadratic)
+LONG = 4000
 
 
 @lru_cache(maxsize=65536)
@@ -117,6 +125,10 @@ class Num:
 
 @lru_cache(maxsize=65536)
 def to_number(text: str) -> Num | None:
+    """The value of a plain number (integer, decimal, fraction, scientific notation); None
+    otherwise, and for text over ``LONG`` characters (``_long_numbers`` compares those)."""
+    if len(text) > LONG:
+        return None
     s = compact(text) if len(text) < 64 else text
     if _INT_RE.match(s):
         return Num(Fraction(int(s)), True)
@@ -227,7 +239,36 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
             return FastResult(gvals == pvals, "numeric_list")
     if _WORDS_RE.match(ng.text) and _WORDS_RE.match(np_.text):
         return FastResult(ng.text.lower() == np_.text.lower(), "text")
+    if len(ng.text) > LONG or len(np_.text) > LONG:
+        return _long_numbers(ng, np_, tolerance)
     return None
+
+
+_PLAIN_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
+def _long_numbers(gold: Normal, pred: Normal, tolerance: float) -> FastResult | None:
+    """Plain numbers too long for ``to_number`` (a 200,000-digit integer): equal exactly by
+    their digits (``decimal`` reads any length in linear time), decimals within the
+    tolerance; None when either side is not a plain number."""
+    if gold.percent != pred.percent:
+        return None
+    a, b = _plain_decimal(gold.text), _plain_decimal(pred.text)
+    if a is None or b is None:
+        return None
+    if a == b:  # exact, whatever the context's precision
+        return FastResult(True, "numeric")
+    if "." not in gold.text and "." not in pred.text:
+        return FastResult(False, "numeric")
+    with decimal.localcontext() as ctx:
+        ctx.prec, ctx.Emax, ctx.Emin = 50, decimal.MAX_EMAX, decimal.MIN_EMIN
+        scale = max(abs(a), abs(b), Decimal(1))
+        return FastResult(abs(a - b) <= Decimal(tolerance) * scale, "numeric")
+
+
+def _plain_decimal(text: str) -> Decimal | None:
+    text = compact(text)
+    return Decimal(text) if _PLAIN_NUMBER_RE.fullmatch(text) else None
 
 
 _COMMAND_RE = re.compile(r"\\[A-Za-z]+")

@@ -342,10 +342,10 @@ def extract_answer(text: Any, options: ExtractOptions = ExtractOptions()) -> tup
 
     Returns ``(None, "none")`` when nothing can be extracted.
     """
-    if text is None:
-        return None, "none"
     if not isinstance(text, str):
-        return str(text), "value"
+        # a bare number is its own answer; a list, an object or null holds none we can name
+        bare = isinstance(text, (int, float)) and not isinstance(text, bool)
+        return (str(text), "value") if bare else (None, "none")
     text = _cut_special_tokens(text)
     last_box = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
     boxed = find_boxed(text) if last_box >= 0 else None
@@ -408,7 +408,8 @@ def gold_answers(value: Any) -> list[str]:
     """The acceptable gold answers in the forms real datasets use.
 
     A plain string or number; GSM8K's ``... #### 42``; a MATH ``solution`` with a boxed
-    answer; a list of acceptable answers. Returns [] when there is nothing to grade against.
+    answer; a list of acceptable answers. Returns [] when there is nothing to grade against
+    (null, an empty string, a JSON object).
     """
     if value is None:
         return []
@@ -422,7 +423,7 @@ def gold_answers(value: Any) -> list[str]:
             out.extend(gold_answers(item))
         return out
     if not isinstance(value, str):
-        return [str(value)]
+        return []  # an object ({"value": 12}) is no answer we know how to read
     text = value.strip()
     if not text:
         return []

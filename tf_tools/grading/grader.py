@@ -17,7 +17,7 @@ from typing import Any
 
 from tf_tools import __version__
 from tf_tools.errors import InputError
-from tf_tools.grading.equivalence import fast_equal, normalize
+from tf_tools.grading.equivalence import LONG, fast_equal, normalize
 from tf_tools.grading.extract import (
     ExtractOptions,
     extract_answer,
@@ -25,7 +25,7 @@ from tf_tools.grading.extract import (
     gold_answers,
     plain_number,
 )
-from tf_tools.records import Record, is_failed, mark_failed, set_provenance
+from tf_tools.records import TF_KEY, Record, is_failed, record_failed, set_provenance
 
 VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")
 
@@ -173,8 +173,9 @@ def _gold_letters(golds: tuple[str, ...], choices: str | None) -> frozenset[str]
 def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
                   stats: GradeStats | None = None,
                   where: Callable[[], str] | None = None) -> Iterator[Record]:
-    """Grade records lazily, in input order. Raises InputError on a record missing a field
-    (with ``cfg.keep_going`` the record is passed on marked as failed instead)."""
+    """Grade records lazily, in input order. A record that cannot be graded (a missing
+    field, or any exception while grading it) raises InputError naming its line; with
+    ``cfg.keep_going`` it is passed on ``ungradable`` and marked failed instead."""
     stats = stats if stats is not None else GradeStats()
     gold_cache: dict[str, tuple[str, ...]] = {}
 
@@ -182,9 +183,11 @@ def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
         key = value if isinstance(value, str) else repr(value)
         found = gold_cache.get(key)
         if found is None:
-            if len(gold_cache) > 4096:
-                gold_cache.clear()
-            found = gold_cache[key] = tuple(gold_answers(value))
+            found = tuple(gold_answers(value))
+            if len(key) <= LONG:  # 4096 golds of 200,000 characters would fill the memory
+                if len(gold_cache) > 4096:
+                    gold_cache.clear()
+                gold_cache[key] = found
         return found
 
     out: dict[int, Record | _Pending] = {}
@@ -196,14 +199,11 @@ def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
                 stats.failed += 1
                 out[seq] = rec
             else:
+                t0 = time.perf_counter()
                 try:
                     graded = _grade_fast(rec, cfg, stats, golds_of)
-                except InputError as exc:
-                    if not cfg.keep_going:
-                        raise InputError(exc.bare_message, where() if where else None, exc.hint) from None
-                    stats.failed += 1
-                    loc = {"where": where()} if where else {}
-                    out[seq] = mark_failed(rec, "grade", exc.bare_message, **loc)
+                except Exception as exc:  # one bad record never ends the run
+                    out[seq] = _failed(rec, exc, t0, cfg, stats, where)
                 else:
                     if isinstance(graded, tuple):
                         pending, golds = graded
@@ -231,6 +231,17 @@ def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
     finally:
         if pool is not None:
             pool.close()
+
+
+def _failed(rec: Record, exc: Exception, t0: float, cfg: GradeConfig, stats: GradeStats,
+            where: Callable[[], str] | None) -> Record:
+    """A record whose grading raised: stop naming its line, or (``keep_going``) mark it
+    failed and ``ungradable`` with the exception as the reason, and go on."""
+    rec = record_failed(rec, "grade", exc, keep_going=cfg.keep_going, where=where)
+    stats.failed += 1
+    reason = f"error: {rec[TF_KEY]['error']['message']}"
+    return _finish(rec, None, "ungradable", reason, "error", "none", time.perf_counter() - t0,
+                   cfg, stats)
 
 
 def _make_pool(cfg: GradeConfig) -> Any:

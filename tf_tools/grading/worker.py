@@ -63,6 +63,8 @@ def verify_task(golds: tuple[str, ...], pred: str) -> tuple[str, bool | None, st
         return "error", None, "out of memory (worker limit)"
     except RecursionError:
         return "error", None, "recursion limit in SymPy"
+    except Exception as exc:  # a SymPy or parser bug on one answer must not kill the worker
+        return "error", None, f"{type(exc).__name__}: {exc}"[:300]
 
 
 def warm_up() -> None:

@@ -14,8 +14,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tf_tools.errors import InputError
-from tf_tools.records import Record, is_failed, mark_failed, set_provenance
+from tf_tools.records import Record, is_failed, mark_failed, record_failed, set_provenance
 from tf_tools.sampling.engines import Engine, Request, SamplingConfig
 from tf_tools.sampling.prompts import DEFAULT_SYSTEM, FieldMap, PromptBuilder, normalize_problem
 from tf_tools.sampling.seeds import sample_seed
@@ -54,8 +53,9 @@ def sample_problems(
 ) -> Iterator[list[Record]]:
     """Yield, per problem and in input order, the list of its N trajectory records.
 
-    ``skip`` holds ids already complete (``--resume``). Failed input records (missing
-    problem field under ``keep_going``) come back alone, marked.
+    ``skip`` holds ids already complete (``--resume``). A problem that cannot be prompted (a
+    missing problem field, or any exception building its prompt) stops the run naming its
+    line, or under ``keep_going`` comes back alone, marked (``record_failed``).
     """
     stats = stats if stats is not None else SampleStats()
     builder = PromptBuilder(engine.tokenizer, cfg.system, cfg.template)
@@ -66,16 +66,14 @@ def sample_problems(
             continue
         try:
             problem = normalize_problem(rec, cfg.fields)
-        except InputError as exc:
-            if not cfg.keep_going:
-                raise InputError(exc.bare_message, where() if where else None, exc.hint) from None
+            if problem["id"] in skip:
+                continue
+            ids = builder.token_ids(problem["problem"])
+        except Exception as exc:  # one bad problem never ends the run
+            chunk.append(record_failed(rec, "sample", exc, keep_going=cfg.keep_going, where=where))
             stats.failed += 1
-            chunk.append(mark_failed(rec, "sample", exc.bare_message,
-                                     **({"where": where()} if where else {})))
             continue
-        if problem["id"] in skip:
-            continue
-        chunk.append((problem, builder.token_ids(problem["problem"])))
+        chunk.append((problem, ids))
         if sum(1 for c in chunk if isinstance(c, tuple)) >= cfg.chunk:
             yield from _run_chunk(chunk, engine, cfg, stats)
             chunk = []
