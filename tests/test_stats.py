@@ -499,7 +499,7 @@ def test_json_shape_tables_and_kinds_in_one_stream(graded_examples, qwen_pipelin
     res = invoke([*map(str, paths), "--json"])
     assert res.exit_code == 0, res.output
     d = orjson.loads(res.stdout)  # one JSON object
-    assert set(d) == {"records", "failed", "graded", "problems", "samples"}
+    assert set(d) == {"records", "failed", "bad", "graded", "problems", "samples"}
     assert d["records"] == 200 + 25 + len(samples) and d["failed"] == 0
     assert set(d["graded"]) == {"all"}
     assert {"accuracy", "pass_at_k", "maj_at_k", "problems_at_k", "verdicts", "tokens"} <= set(d["graded"]["all"])
@@ -549,7 +549,7 @@ def test_bad_input_failed_records_and_empty_input(tmp_path):
     assert "1 records marked failed" in res.stderr
     res = invoke([], [])
     assert res.exit_code == 0 and "no records" in res.stdout
-    assert orjson.loads(invoke(["--json"], []).stdout) == {"records": 0, "failed": 0}
+    assert orjson.loads(invoke(["--json"], []).stdout) == {"records": 0, "failed": 0, "bad": 0}
     res = invoke([str(tmp_path / "missing.jsonl")])
     assert res.exit_code == 1 and "no such file" in res.stderr
 
@@ -646,3 +646,129 @@ def test_shared_gsm8k_openai_by_model(shared_data):
         assert g["pass_at_k"]["1"] == g["accuracy"]
     # the bigger model is the better one, as the GSM8K paper reports
     assert s["groups"]["GPT-3 175B"]["accuracy"] > s["groups"]["GPT-3 6B"]["accuracy"]
+
+
+# --------------------------------------------------------------------------- one bad record
+
+
+def problem_summary(pid, n=4, c=2, **extra):
+    return {"id": pid, "n": n, "n_correct": c, "n_error_modes": 1, "error_rate": (n - c) / n,
+            "entropy": 0.0, "clusters": [], **extra}
+
+
+def stdin_lines(*items):
+    """Records (dicts) and raw lines (str) as tf-stats reads them on stdin."""
+    return "".join((it if isinstance(it, str) else orjson.dumps(it).decode()) + "\n" for it in items)
+
+
+# Problem summaries that crashed tf-stats with a ValueError / TypeError / OverflowError
+# traceback before (float('half'), float([1]), math.ceil(1e308 / 0.5) in the histogram bins)
+CRASHED = [problem_summary("bad-rate", error_rate="half"), problem_summary("bad-h", entropy=[1]),
+           problem_summary("huge-h", entropy=1e308)]
+
+
+def test_a_bad_record_stops_with_its_line_or_is_left_out_with_keep_going():
+    good = [*graded("g1", [("correct", "1"), ("incorrect", "2")]), problem_summary("a"),
+            problem_summary("b", c=4)]
+    text = stdin_lines(good[0], CRASHED[0], good[1], "{not json", good[2], *CRASHED[1:], good[3])
+    res = runner.invoke(app, [], input=text)
+    assert res.exit_code == 1 and "Traceback" not in res.stderr and res.stdout == ""
+    assert res.stderr.splitlines() == [
+        "tf-stats: error: line 2 of <stdin>: 'error_rate' must be a number from 0 to 1, got 'half'",
+        "hint: make problem summaries with tf-cluster"]
+    res = runner.invoke(app, ["--json", "--keep-going"], input=text)
+    assert res.exit_code == 3 and "Traceback" not in res.stderr
+    d = orjson.loads(res.stdout)
+    assert (d["records"], d["failed"], d["bad"]) == (8, 0, 4)
+    assert d["graded"]["all"]["samples"] == 2 and d["graded"]["all"]["accuracy"] == 0.5
+    p = d["problems"]["all"]  # every good problem counted, nothing of the bad ones
+    assert p["problems"] == 2 and p["samples"] == 8 and p["error_rate"]["mean"] == 0.25
+    assert [b["where"] for b in d["bad_records"]] == [f"line {i} of <stdin>" for i in (2, 4, 6, 7)]
+    assert "is not valid JSON" in d["bad_records"][1]["error"]
+    assert d["bad_records"][3]["error"].startswith("'entropy' must be a number from 0 to ln(n)")
+    assert "line 6 of <stdin>: 'entropy' must be" in res.stderr
+    assert "4 bad records left out of the summary" in res.stderr
+    res = runner.invoke(app, ["--keep-going"], input=text)  # the tables say it too
+    assert res.exit_code == 3 and "4 bad records left out (--keep-going)" in res.stdout
+    assert "line 7 of <stdin>" in res.stdout and "graded trajectories: 2 samples" in res.stdout
+
+
+def test_any_exception_of_one_record_goes_through_record_failed(monkeypatch):
+    from tf_tools.errors import InputError
+    from tf_tools.stats import kinds
+
+    real_tokens = kinds._completion_tokens
+
+    def flaky(rec):  # an unexpected bug, hit by one record only
+        if rec.get("completion") == "boom":
+            raise RuntimeError("no tokens for you")
+        return real_tokens(rec)
+
+    monkeypatch.setattr(kinds, "_completion_tokens", flaky)
+    recs = [{**r, "completion": c} for r, c in zip(
+        graded("p", [("correct", "1"), ("incorrect", "2"), ("correct", "1")]), ["a", "boom", "b c"], strict=True)]
+    res = invoke(["--by", "id"], recs)
+    assert res.exit_code == 1 and "Traceback" not in res.stderr
+    assert res.stderr.splitlines() == [
+        "tf-stats: error: line 2 of <stdin>: cannot stats this record: RuntimeError: no tokens for you",
+        "hint: --keep-going marks the record (_tf.error) and goes on; -vv shows the traceback"]
+    res = invoke(["--json", "--by", "id", "--keep-going"], recs)
+    assert res.exit_code == 3
+    d = orjson.loads(res.stdout)
+    s = d["graded"]["all"]
+    assert d["bad"] == 1 and s["samples"] == 2 and s["verdicts"]["incorrect"] == 0
+    assert s["tokens"]["count"] == 2 and d["graded"]["groups"]["p"]["samples"] == 2
+    assert d["bad_records"] == [{"where": "line 2 of <stdin>",
+                                 "error": "RuntimeError: no tokens for you"}]
+    res = invoke(["-vv", "--by", "id"], recs)  # -vv: the traceback, the cause chained
+    assert isinstance(res.exception, InputError)
+    assert isinstance(res.exception.__cause__, RuntimeError)
+    # the library: the same, through StatsConfig(keep_going=...)
+    with pytest.raises(InputError, match="cannot stats this record: RuntimeError"):
+        summarize([dict(r) for r in recs], StatsConfig())
+    report = summarize([dict(r) for r in recs], StatsConfig(keep_going=True))
+    assert report.bad == 1 and report.to_dict()["graded"]["all"]["samples"] == 2
+
+
+def test_a_sample_the_tokenizer_rejects_is_named_or_left_out(tiny_model, tmp_path):
+    # --tokenizer: a role that is not a string made the chat template raise a TypeError
+    def sample(pid, role="user", k=1):
+        return {"id": pid, "kind": "fused", "k": k, "messages": [
+            {"role": role, "content": "What is 3 + 5?"}, {"role": "assistant", "content": "8"}]}
+
+    data = write_jsonl(tmp_path / "train.jsonl", [sample("a"), sample("b", role=["user"]), sample("c", k=2)])
+    res = invoke([str(data), "--tokenizer", str(tiny_model)])
+    assert res.exit_code == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith(f"tf-stats: error: line 2 of {data}: cannot stats this record: TypeError: ")
+    res = invoke([str(data), "--tokenizer", str(tiny_model), "--json", "--keep-going"])
+    assert res.exit_code == 3
+    d = orjson.loads(res.stdout)
+    s = d["samples"]["all"]
+    assert d["bad"] == 1 and s["samples"] == 2 and s["k"] == {"1": 1, "2": 1}
+    assert s["tokens"]["total"] == 2 * s["tokens"]["mean_by_kind"]["fused"]
+
+
+def test_a_bad_line_of_a_loss_log_is_named_by_its_own_file_and_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    log = run / "loss.jsonl"
+    log.write_text(stdin_lines({"step": 1, "loss": 2.0}, {"step": 2, "loss": None}, "{torn",
+                               {"step": 3, "loss": 1.0, "seconds": "12", "tokens": 30, "lr": [1]}))
+    manifest = {"run": str(run), "loss_log": str(log)}
+    res = invoke([], [manifest])
+    assert res.exit_code == 1 and "Traceback" not in res.stderr
+    assert f"tf-stats: error: line 2 of {log}: loss log line needs an integer 'step'" in res.stderr
+    res = invoke(["--json", "--keep-going"], [manifest])
+    assert res.exit_code == 3
+    d = orjson.loads(res.stdout)
+    [s] = d["loss"]["runs"].values()
+    assert d["bad"] == 2 and [b["where"] for b in d["bad_records"]] == [f"line {i} of {log}" for i in (2, 3)]
+    # the last line's totals that are not numbers are left blank, not divided
+    assert s["steps"] == 3 and s["final_loss"] == 1.0 and s["tokens"] == 30
+    assert s["seconds"] is None and s["tokens_per_s"] is None and s["final_lr"] is None
+    res = invoke([str(run), "--keep-going"])  # the run folder: the same lines, the table drawn
+    assert res.exit_code == 3 and "2 bad records left out" in res.stdout
+    res = invoke([], [{"loss_log": str(tmp_path / "gone.jsonl")}, {"step": 1, "loss": 1.0}])
+    assert res.exit_code == 1 and "line 1 of <stdin>: the loss log" in res.stderr
+    res = invoke(["--json", "--keep-going"], [{"loss_log": str(tmp_path / "gone.jsonl")}, {"step": 1, "loss": 1.0}])
+    assert res.exit_code == 3 and orjson.loads(res.stdout)["bad"] == 1

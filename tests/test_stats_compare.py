@@ -32,7 +32,8 @@ from .conftest import ROOT, write_jsonl
 
 runner = CliRunner()
 KEYS = {"a", "b", "problems", "difference", "difference_of", "ci95", "ci_method", "mcnemar_p", "test",
-        "won", "lost", "both_correct", "both_wrong", "tied", "intersect", "left_out", "failed_records"}
+        "won", "lost", "both_correct", "both_wrong", "tied", "intersect", "left_out", "failed_records",
+        "bad_records"}
 SIDE_KEYS = {"name", "path", "n", "samples", "samples_per_problem", "accuracy", "correct",
              "truncation_rate", "no_answer_rate"}
 
@@ -281,3 +282,35 @@ def test_bundled_gsm8k_two_models_against_tf_stats_own_accuracy(tmp_path):
 def test_read_side_names_the_line_of_a_bad_record():
     with pytest.raises(InputError, match="line 7 of f.jsonl: record without an 'id'"):
         read_side([{"verdict": "correct"}], "A", "f.jsonl", where=lambda: "line 7 of f.jsonl")
+
+
+def test_compare_keep_going_leaves_bad_records_out_and_exits_3(tmp_path):
+    # a dict sample_idx crashed --compare with "TypeError: unhashable type: 'dict'"
+    odd = evaluation(A_OUT)
+    odd[3]["sample_idx"] = {"i": 0}
+    b = write_jsonl(tmp_path / "b.jsonl", evaluation(B_OUT))
+    res = invoke(["--compare", "--json", write_jsonl(tmp_path / "odd.jsonl", odd), b])
+    assert res.exit_code == 0 and orjson.loads(res.stdout)["problems"] == 20
+    # bad records of A: a verdict tf-grade never writes, a repeated sample, a torn line
+    lines = [orjson.dumps(r).decode() for r in evaluation(A_OUT)]
+    lines[4] = orjson.dumps({**evaluation(A_OUT)[4], "verdict": ["correct"]}).decode()
+    lines.insert(7, lines[6])
+    lines.insert(12, '{"id": "p11", "verdi')
+    a = tmp_path / "a.jsonl"
+    a.write_text("\n".join(lines) + "\n")
+    res = invoke(["--compare", a, b])
+    assert res.exit_code == 1 and "Traceback" not in res.stderr and res.stdout == ""
+    assert res.stderr.splitlines() == [
+        f"tf-stats: error: line 5 of {a}: no tf-grade verdict (['correct']): --compare reads "
+        "graded evaluation files", "hint: grade the samples first: tf-sample ... | tf-grade"]
+    res = invoke(["--compare", "--json", "--keep-going", a, b])
+    assert res.exit_code == 3, res.output
+    c = orjson.loads(res.stdout)
+    assert c["bad_records"] == {"a": 3, "b": 0} and c["failed_records"] == {"a": 0, "b": 0}
+    # p4 lost its only sample (left out); every other problem is compared as before
+    assert c["problems"] == 19 and c["left_out"]["ungradable"] == 1
+    assert A_OUT[4] == B_OUT[4] == "correct"  # p4, left out of both
+    assert c["a"]["correct"] == A_OUT.count("correct") - 1 and c["b"]["correct"] == B_OUT.count("correct") - 1
+    assert [f"line {i} of {a}" in res.stderr for i in (5, 8, 13)] == [True] * 3
+    res = invoke(["--compare", "--keep-going", a, b])
+    assert res.exit_code == 3 and "3 bad records of A left out (--keep-going)" in res.stdout

@@ -145,13 +145,32 @@ def test_bad_records_stop_with_the_line_named(tiny_model, tmp_path, bad, message
 
 def test_keep_going_skips_bad_records_and_exits_3(tiny_model, tmp_path):
     data = write_jsonl(tmp_path / "t.jsonl", [chat(QUESTION, ANSWER), {"id": "x"}, chat(QUESTION, ANSWER)])
+    with data.open("a") as f:
+        f.write('{"messages": [{"role": "user", "content": "torn\n')  # stopped tf-train before
     result = run_cli("-m", tiny_model, data, "-o", tmp_path / "run", "--keep-going", "--epochs", "1",
                      "--global-batch-size", "2", "--micro-batch-size", "2")
     assert result.exit_code == 3, result.output
     [manifest] = read_jsonl(result.stdout)
     assert manifest["samples"] == 2 and manifest["skipped"] == {
-        "too_long": 0, "bad": 1, "empty": 0, "by_kind": {"other": {"none": 1}}, "fraction": 0.3333}
-    assert "line 2 of" in result.stderr and "(skipped)" in result.stderr
+        "too_long": 0, "bad": 2, "empty": 0, "by_kind": {"other": {"none": 2}}, "fraction": 0.5}
+    assert f"line 2 of {data}: record has no 'messages' field (skipped)" in result.stderr
+    assert f"line 4 of {data}: is not valid JSON" in result.stderr
+
+
+def test_an_unexpected_tokenizer_error_names_the_record(tiny_model, tmp_path, monkeypatch):
+    from tf_tools.training import loop
+
+    from .test_train_data import FlakyTokenizer
+
+    load = loop._load_tokenizer
+    monkeypatch.setattr(loop, "_load_tokenizer", lambda path: FlakyTokenizer(load(path)))
+    data = write_jsonl(tmp_path / "t.jsonl", [chat(QUESTION, ANSWER), chat(QUESTION, "BOOM"),
+                                              chat(QUESTION, ANSWER)])
+    result = run_cli("-m", tiny_model, data, "-o", tmp_path / "run")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr and result.stdout == ""
+    assert result.stderr.splitlines()[-2:] == [
+        f"tf-train: error: line 2 of {data}: cannot train this record: RuntimeError: offsets went missing",
+        "hint: --keep-going marks the record (_tf.error) and goes on; -vv shows the traceback"]
 
 
 def test_too_long_samples_are_reported_and_skipped(tiny_model, tmp_path):

@@ -343,3 +343,56 @@ def test_per_sample_sdpa_packs_one_unpadded_row_with_the_padded_losses_and_gradi
         per_sample_losses(model, row, len(samples))
     use_sdpa(model)
     assert model.config._attn_implementation == "sdpa"
+
+
+# ----------------------------------------------------------------------------- one bad record
+
+
+class FlakyTokenizer:
+    """The tiny model's tokenizer, except that it breaks (RuntimeError, not an InputError) on a
+    conversation that holds BOOM: an unexpected tokenizer bug hit by one record."""
+
+    def __init__(self, tok) -> None:
+        self.tok = tok
+
+    def __getattr__(self, name):
+        return getattr(self.tok, name)
+
+    def __call__(self, text, **kwargs):
+        if "BOOM" in text:
+            raise RuntimeError("offsets went missing")
+        return self.tok(text, **kwargs)
+
+
+def test_any_exception_while_tokenising_one_record_names_it_or_skips_it(tok):
+    from tf_tools.records import JsonlReader
+
+    def chat(answer: str, **extra) -> dict:
+        return {"messages": [{"role": "user", "content": "q"},
+                             {"role": "assistant", "content": answer}], **extra}
+
+    records = [chat("8", kind="fused", k=1), chat("BOOM 8", kind="fused", k=2, id="boom"),
+               chat("3 + 5 = 8", kind="rft", k=0)]
+    lines = [f"line {i} of t.jsonl" for i in (1, 2, 3)]
+    where = iter(lines)
+    with pytest.raises(InputError) as err:
+        load_samples(records, FlakyTokenizer(tok), DataConfig(), lambda: next(where))
+    assert str(err.value) == "line 2 of t.jsonl: cannot train this record: RuntimeError: offsets went missing"
+    assert err.value.hint and "--keep-going" in err.value.hint
+    assert isinstance(err.value.__cause__, RuntimeError)  # for -vv
+    where = iter(lines)
+    reports: list[str] = []
+    samples, stats = load_samples([dict(r) for r in records], FlakyTokenizer(tok), DataConfig(),
+                                  lambda: next(where), keep_going=True, on_skip=reports.append)
+    assert len(samples) == 2 and (stats.read, stats.kept, stats.bad) == (3, 2, 1)
+    alone, _ = load_samples([records[0], records[2]], tok, DataConfig())  # the good ones, as usual
+    assert [s.input_ids.tolist() for s in samples] == [s.input_ids.tolist() for s in alone]
+    assert stats.kept_by == {"fused": {"1": 1}, "rft": {"0": 1}} and stats.skipped_by == {"fused": {"2": 1}}
+    assert reports == ["line 2 of t.jsonl: RuntimeError: offsets went missing (skipped)"]
+    # an unparsable line (JsonlReader under keep_going) is a bad record too
+    import io
+
+    text = b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "8"}]}\n{"mess\n'
+    reader = JsonlReader(["-"], keep_going=True, step="train", stdin=io.BytesIO(text))
+    samples, stats = load_samples(reader, tok, DataConfig(), reader.where, keep_going=True)
+    assert (stats.read, stats.kept, stats.bad) == (2, 1, 1) and stats.skipped_by == {"other": {"none": 1}}

@@ -31,6 +31,11 @@ resamples of the problems, --seed), the exact two-sided McNemar p-value, and the
 won (B right, A wrong), lost, both correct, both wrong. Several samples of a problem are
 averaged per problem. Ids in one file only are an error unless --intersect.
 
+A record that cannot be summarised stops with its file and line (exit 1); with --keep-going
+it is counted as bad and left out (the first ones are listed with their error, in the
+tables and under "bad" / "bad_records" in --json), the rest is summarised, and the exit
+code is 3.
+
 Examples:
 
 \b
@@ -60,13 +65,14 @@ def stats(
     intersect: Annotated[bool, typer.Option("--intersect", help="With --compare: compare the problems both files have (and say how many were left out) instead of refusing files whose ids differ.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="With --compare: seed of the bootstrap resamples.")] = 0,
     id_key: common.IdKey = "id",
+    keep_going: common.KeepGoing = False,
     verbose: common.Verbose = 0,
     quiet: common.Quiet = False,
 ) -> None:
     with common.command("tf-stats", verbose, quiet):
         if compare:
-            _compare(inputs or [], id_key, intersect, seed, as_json, by=by, plot=plot,
-                     tokenizer=tokenizer)
+            _compare(inputs or [], id_key, intersect, seed, as_json, keep_going, by=by,
+                     plot=plot, tokenizer=tokenizer)
             return
         if intersect:
             raise UsageError("--intersect applies to --compare only")
@@ -75,8 +81,9 @@ def stats(
         from tf_tools.stats import StatsConfig, resolve_inputs, summarize
 
         paths = resolve_inputs(common.require_input(inputs))
-        cfg = StatsConfig(by=by, id_key=id_key, tolerance=tolerance, tokenizer=tokenizer)
-        reader = JsonlReader(paths, step="stats")
+        cfg = StatsConfig(by=by, id_key=id_key, tolerance=tolerance, tokenizer=tokenizer,
+                          keep_going=keep_going)
+        reader = JsonlReader(paths, keep_going=keep_going, step="stats")
         report = summarize(reader, cfg, reader.where, lambda: reader.location()["file"])
         summary = report.to_dict()
         if report.failed:
@@ -92,10 +99,26 @@ def stats(
             _print_json(summary)
         else:
             _print_tables(summary)
+        _exit_if_bad(report.bad, report.bad_records)
+
+
+def _exit_if_bad(n_bad: int, shown: list[dict[str, str]]) -> None:
+    """--keep-going left records out: say which on stderr and exit 3 (STYLE.md)."""
+    if not n_bad:
+        return
+    from tf_tools import console
+    from tf_tools.errors import EXIT_PARTIAL
+
+    for entry in shown:
+        console.warn(f"{entry['where']}: {entry['error']} (left out)")
+    if n_bad > len(shown):
+        console.warn(f"... and {n_bad - len(shown)} more")
+    console.warn(f"{n_bad} bad record{'' if n_bad == 1 else 's'} left out of the summary")
+    raise typer.Exit(EXIT_PARTIAL)
 
 
 def _compare(inputs: list[str], id_key: str, intersect: bool, seed: int, as_json: bool,
-             **others: Any) -> None:
+             keep_going: bool, **others: Any) -> None:
     from tf_tools.records import JsonlReader
     from tf_tools.stats.compare import CompareConfig, compare, labels_for, read_side
 
@@ -108,8 +131,8 @@ def _compare(inputs: list[str], id_key: str, intersect: bool, seed: int, as_json
     names = labels_for(*inputs)
     sides = []
     for path, name in zip(inputs, names, strict=True):
-        reader = JsonlReader([path], step="stats")
-        sides.append(read_side(reader, name, path, id_key, reader.where))
+        reader = JsonlReader([path], keep_going=keep_going, step="stats")
+        sides.append(read_side(reader, name, path, id_key, reader.where, keep_going))
     result = compare(sides[0], sides[1], CompareConfig(id_key=id_key, intersect=intersect, seed=seed))
     if as_json:
         _print_json(result)
@@ -118,6 +141,7 @@ def _compare(inputs: list[str], id_key: str, intersect: bool, seed: int, as_json
 
         _draw(compare_tables(result))
         sys.stdout.write(compare_line(result) + "\n")
+    _exit_if_bad(sum(s.bad for s in sides), [e for s in sides for e in s.bad_records])
 
 
 def _print_json(summary: dict[str, Any]) -> None:

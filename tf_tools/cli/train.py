@@ -93,7 +93,7 @@ def train(
             overwrite=overwrite, keep_going=keep_going, quiet=quiet,
         )
         cfg.check()
-        reader = JsonlReader(paths, step="train")
+        reader = JsonlReader(paths, keep_going=keep_going, step="train")
         stdout = common.protect_stdout()
         manifest = run_training(reader, cfg, reader.where)
         if int(os.environ.get("RANK", "0")) == 0:

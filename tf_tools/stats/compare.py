@@ -24,6 +24,9 @@ Ids in one file but not the other are an error unless ``intersect`` is set (then
 problems in both are compared and the counts of the others are reported). A problem with no
 gradable sample in either file (``ungradable``, or marked failed upstream) is left out and
 counted. The same (id, sample_idx) twice in one file is an error (two runs concatenated?).
+A record that cannot be read as a graded sample (that error, no verdict, any exception) goes
+through ``records.record_failed``: it stops with its file and line, or with ``keep_going`` is
+counted ``bad`` and left out like a record failed upstream.
 
 Pure functions: nothing here prints or reads files.
 """
@@ -39,10 +42,10 @@ from fractions import Fraction
 from typing import Any
 
 from tf_tools.errors import InputError
-from tf_tools.records import is_failed
-from tf_tools.stats.kinds import VERDICTS
+from tf_tools.records import Record, is_failed, record_failed
+from tf_tools.stats.kinds import VERDICTS, shown
 from tf_tools.stats.metrics import quantile
-from tf_tools.stats.summary import run_labels
+from tf_tools.stats.summary import SHOWN_BAD, STEP, bad_entry, failed_here, run_labels
 
 BOOTSTRAP_RESAMPLES = 10_000
 SUFFIXES = (".gz", ".zst", ".bz2", ".xz", ".jsonl", ".json", ".parquet")
@@ -63,36 +66,56 @@ class Side:
     name: str
     path: str
     problems: dict[Hashable, dict[str, int]] = field(default_factory=dict)
-    failed: int = 0
+    failed: int = 0  # marked failed upstream
+    bad: int = 0  # could not be read here (only with keep_going)
+    bad_records: list[dict[str, str]] = field(default_factory=list)  # the first few: where, error
 
 
 def read_side(records: Iterable[dict[str, Any]], name: str, path: str, id_key: str = "id",
-              where: Callable[[], str] | None = None) -> Side:
+              where: Callable[[], str] | None = None, keep_going: bool = False) -> Side:
     """Collect one file's graded records (tf-grade's output)."""
     side = Side(name, path)
-    seen: set[tuple[Hashable, Any]] = set()
+    seen: set[tuple[Hashable, Hashable]] = set()
     for rec in records:
-        pid = rec.get(id_key)
-        pid = pid if isinstance(pid, Hashable) else repr(pid)
-        if is_failed(rec):
+        if not is_failed(rec):
+            at = where() if where else None
+            try:
+                _add_sample(side, seen, rec, id_key, at)
+                continue
+            except Exception as exc:  # noqa: BLE001 - record_failed tells what stops the run
+                rec = record_failed(rec, STEP, exc, keep_going=keep_going, where=at)
+        if failed_here(rec):
+            side.bad += 1
+            if len(side.bad_records) < SHOWN_BAD:
+                side.bad_records.append(bad_entry(rec))
+        else:
             side.failed += 1
-            if pid is not None:
-                side.problems.setdefault(pid, dict.fromkeys(VERDICTS, 0))
-            continue
-        verdict = rec.get("verdict")
-        if verdict not in VERDICTS:
-            raise InputError(f"no tf-grade verdict ({verdict!r}): --compare reads graded evaluation files",
-                             where() if where else None, "grade the samples first: tf-sample ... | tf-grade")
-        if pid is None:
-            raise InputError(f"record without an {id_key!r}: problems are matched by id",
-                             where() if where else None, "--id-key names the field that holds the id")
-        idx = rec.get("sample_idx")
-        if (pid, idx) in seen:
-            raise InputError(f"id {pid!r} sample_idx {idx!r} appears twice in {path}",
-                             where() if where else None, "compare one run per file")
-        seen.add((pid, idx))
-        side.problems.setdefault(pid, dict.fromkeys(VERDICTS, 0))[verdict] += 1
+        pid = _key(rec.get(id_key))
+        if pid is not None:  # its problem is left out unless another sample of it is gradable
+            side.problems.setdefault(pid, dict.fromkeys(VERDICTS, 0))
     return side
+
+
+def _key(value: Any) -> Hashable:
+    return value if isinstance(value, Hashable) else repr(value)
+
+
+def _add_sample(side: Side, seen: set[tuple[Hashable, Hashable]], rec: Record, id_key: str,
+                where: str | None) -> None:
+    verdict = rec.get("verdict")
+    if verdict not in VERDICTS:
+        raise InputError(f"no tf-grade verdict ({shown(verdict)}): --compare reads graded evaluation files",
+                         where, "grade the samples first: tf-sample ... | tf-grade")
+    pid = _key(rec.get(id_key))
+    if pid is None:
+        raise InputError(f"record without an {id_key!r}: problems are matched by id",
+                         where, "--id-key names the field that holds the id")
+    idx = _key(rec.get("sample_idx"))
+    if (pid, idx) in seen:
+        raise InputError(f"id {shown(pid)} sample_idx {shown(idx)} appears twice in {side.path}",
+                         where, "compare one run per file")
+    seen.add((pid, idx))
+    side.problems.setdefault(pid, dict.fromkeys(VERDICTS, 0))[verdict] += 1
 
 
 def labels_for(path_a: str, path_b: str) -> tuple[str, str]:
@@ -213,4 +236,5 @@ def compare(a: Side, b: Side, cfg: CompareConfig | None = None) -> dict[str, Any
         "left_out": {"only_in_a": len(only_a), "only_in_b": len(only_b),
                      "ungradable": len(shared) - len(ids)},
         "failed_records": {"a": a.failed, "b": b.failed},
+        "bad_records": {"a": a.bad, "b": b.bad},
     }

@@ -2,8 +2,10 @@
 
 Each takes records one at a time (``add``) and holds only what its summary needs: per
 problem the sample order, verdicts and answer groups (for pass@k / maj@k), per sample a token
-count, per problem summary five numbers, per loss-log line a few floats. ``summary()`` returns
-plain JSON-ready dicts; the raw values stay on the object for the plots.
+count, per problem summary five numbers, per loss-log line a few floats. ``add`` works out
+everything it needs from a record before it changes anything, so a record it rejects (an
+``InputError``, or any other exception) leaves the accumulator as it was. ``summary()``
+returns plain JSON-ready dicts; the raw values stay on the object for the plots.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tf_tools.stats.metrics import (
 
 VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")
 ERROR_RATE_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+CLUSTER_HINT = "make problem summaries with tf-cluster"
 ENTROPY_STEP = 0.5  # nats; bins up to 2 (ln 8 = 2.08 is the most N = 8 samples can show) or the max
 
 
@@ -124,12 +127,12 @@ class GradedStats:
         if verdict not in VERDICTS:
             raise InputError(f"unknown verdict {verdict!r} (expected one of {', '.join(VERDICTS)})",
                              where, "run tf-grade on the trajectories first")
-        self.samples += 1
-        self.verdicts[verdict] += 1
         pid = rec.get(self.id_key)
         pid = pid if isinstance(pid, Hashable) else repr(pid)
-        self.problems.setdefault(pid, []).append((_order(rec, pos), verdict, rec.get("pred")))
         n_tokens, source = _completion_tokens(rec)
+        self.samples += 1
+        self.verdicts[verdict] += 1
+        self.problems.setdefault(pid, []).append((_order(rec, pos), verdict, rec.get("pred")))
         if n_tokens is not None:
             self.tokens[verdict].append(n_tokens)
             self.token_source[source] += 1
@@ -229,11 +232,11 @@ class TrajectoryStats:
         self.token_source: Counter[str] = Counter()
 
     def add(self, rec: dict[str, Any], pos: int, where: str | None) -> None:
+        n, source = _completion_tokens(rec)
         self.samples += 1
         pid = rec.get(self.id_key)
         self.per_problem[pid if isinstance(pid, Hashable) else repr(pid)] += 1
         self.finish[str(rec.get("finish_reason"))] += 1
-        n, source = _completion_tokens(rec)
         if n is not None:
             self.tokens.append(n)
             self.token_source[source] += 1
@@ -276,21 +279,23 @@ class ProblemStats:
         n, c, modes = (_int(rec.get(k)) for k in ("n", "n_correct", "n_error_modes"))
         if n is None or c is None or modes is None or not 0 <= c <= n or modes < 0:
             raise InputError("problem summary needs integers 0 <= 'n_correct' <= 'n' and "
-                             "'n_error_modes' >= 0", where, "make problem summaries with tf-cluster")
-        self.problems += 1
-        self.modes.append(modes)
+                             "'n_error_modes' >= 0", where, CLUSTER_HINT)
         if n == 0:
+            self.problems += 1
+            self.modes.append(modes)
             self.no_gradable += 1
             return
+        rate, h = _rate_and_entropy(rec, n, c, where)
+        votes = self._votes(rec)
+        self.problems += 1
+        self.modes.append(modes)
         self.n_total += n
         self.c_total += c
-        rate = rec.get("error_rate")
-        self.error_rates.append((n - c) / n if rate is None else float(rate))
-        self.entropies.append(float(rec.get("entropy") or 0.0))
+        self.error_rates.append(rate)
+        self.entropies.append(h)
         self.gradable_modes.append(modes)
         self.no_correct += c == 0
         self.fusable += c > 0 and modes > 0
-        votes = self._votes(rec)
         if votes is not None and len(votes) != n:
             self.maj_partial += 1
             votes = None
@@ -349,6 +354,39 @@ class ProblemStats:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def real(value: Any) -> float | None:
+    """A JSON number as a finite float (not a boolean, not a numeric string), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value quoted in an error message, cut short (it may be a whole answer)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _rate_and_entropy(rec: dict[str, Any], n: int, c: int, where: str | None) -> tuple[float, float]:
+    """A problem summary's error rate (wrong / n unless it says) and entropy (0 unless it says).
+
+    The entropy of n samples' wrong answers is at most ln n nats; a larger one (or a
+    string) is not tf-cluster's and would overflow e^H.
+    """
+    raw_rate, raw_h = rec.get("error_rate"), rec.get("entropy")
+    rate = (n - c) / n if raw_rate is None else real(raw_rate)
+    if rate is None or not 0 <= rate <= 1:
+        raise InputError(f"'error_rate' must be a number from 0 to 1, got {shown(raw_rate)}",
+                         where, CLUSTER_HINT)
+    h = 0.0 if raw_h is None else real(raw_h)
+    top = math.log(n)
+    if h is None or not 0 <= h <= top + 1e-6:
+        raise InputError(f"'entropy' must be a number from 0 to ln(n) = {top:.4g} nats "
+                         f"(n = {n}), got {shown(raw_h)}", where, CLUSTER_HINT)
+    return rate, h
 
 
 def _mean(values: list[float] | list[int]) -> float | None:

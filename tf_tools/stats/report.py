@@ -62,7 +62,17 @@ def tables(report: dict[str, Any]) -> list[Table]:
             out += make(report[kind])
     if "loss" in report:
         out.append(_loss(report["loss"]["runs"]))
+    if report.get("bad"):
+        out.append(_bad(report["bad"], report.get("bad_records", [])))
     return out
+
+
+def _bad(n_bad: int, shown: list[dict[str, str]]) -> Table:
+    """The records --keep-going left out, with their error."""
+    more = n_bad - len(shown)
+    return Table(f"{_n(n_bad, 'bad record')} left out (--keep-going)", ["record", "error"],
+                 [[e["where"], e["error"]] for e in shown], left=(0, 1),
+                 caption=f"... and {more:,} more" if more > 0 else None)
 
 
 # --------------------------------------------------------------------------- pieces
@@ -306,7 +316,9 @@ def compare_tables(c: dict[str, Any]) -> list[Table]:
     notes = [f"{left['only_in_a']:,} problems only in A and {left['only_in_b']:,} only in B "
              "left out (--intersect)" if c["intersect"] else "",
              f"{left['ungradable']:,} problems without a gradable sample in one file left out"
-             if left["ungradable"] else ""]
+             if left["ungradable"] else "",
+             *(f"{n:,} bad record{'' if n == 1 else 's'} of {key.upper()} left out (--keep-going)"
+               for key, n in c.get("bad_records", {}).items() if n)]
     sides = Table(f"paired comparison: {c['problems']:,} problems matched by id",
                   ["", "name", "problems", "samples", "accuracy", "truncated", "no answer", "file"],
                   left=(0, 1, 7), caption="; ".join(n for n in notes if n) or None)

@@ -15,6 +15,12 @@ Several kinds may arrive in one stream (``tf-stats run/*.jsonl``); each gets its
 section. Records marked failed upstream (``_tf.error``) are counted, not summarised.
 ``--by FIELD`` splits every section by the value of a field (a dotted path reaches into
 objects: ``source.model``); loss logs are split by run instead.
+
+A record that cannot be summarised (any exception its accumulator raises, or an unreadable
+line) goes through ``records.record_failed``: it stops the run with one line naming its file
+and line, or under ``keep_going`` is counted ``bad`` and left out (the first few are listed
+with their error) while the rest is summarised. Accumulators check a record before they
+change anything, so a bad record leaves no trace in the numbers.
 """
 
 from __future__ import annotations
@@ -24,19 +30,22 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from tf_tools.errors import InputError
-from tf_tools.records import is_failed
+from tf_tools.records import TF_KEY, Record, is_failed, record_failed
 from tf_tools.stats.kinds import GradedStats, ProblemStats, TrajectoryStats
 from tf_tools.stats.training import LossStats, SampleStats
 
 KINDS = ("trajectories", "graded", "problems", "samples", "loss")
 LOSS_LOG = "loss.jsonl"  # tf_tools.training.checkpoints.LOSS_LOG (not imported: it pulls torch paths)
 NONE = "(none)"
+STEP = "stats"  # _tf.error.step of the records tf-stats could not summarise
+SHOWN_BAD = 10  # bad records listed (with their error) in the report
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class StatsConfig:
     id_key: str = "id"
     tolerance: float = 1e-6  # for grouping wrong answers in maj@k
     tokenizer: str | None = None  # token counts of training samples: None = tf-fuse's approximation
+    keep_going: bool = False  # a record that cannot be summarised is counted bad, not fatal
 
 
 def kind_of(rec: dict[str, Any]) -> str | None:
@@ -132,12 +142,15 @@ class Section:
         self.groups: dict[str, Any] = {}
 
     def add(self, rec: dict[str, Any], pos: int, group: str | None, where: str | None) -> None:
+        if group is None:
+            self.all.add(rec, pos, where)
+            return
+        acc = self.groups.get(group)
+        if acc is None:
+            acc = self.make()
         self.all.add(rec, pos, where)
-        if group is not None:
-            acc = self.groups.get(group)
-            if acc is None:
-                acc = self.groups[group] = self.make()
-            acc.add(rec, pos, where)
+        acc.add(rec, pos, where)
+        self.groups[group] = acc  # a group appears with the first record that made it in
 
 
 class Report:
@@ -146,12 +159,15 @@ class Report:
     def __init__(self, cfg: StatsConfig | None = None) -> None:
         self.cfg = cfg if cfg is not None else StatsConfig()
         self.records = 0
-        self.failed = 0
+        self.failed = 0  # marked failed upstream (_tf.error)
+        self.bad = 0  # could not be summarised here (only with keep_going)
+        self.bad_records: list[dict[str, str]] = []  # the first SHOWN_BAD: where, error
         self.sections: dict[str, Section] = {}
         self.runs: dict[str, LossStats] = {}  # loss logs, by run path (run_labels names them)
         self._counter: Any = None
 
     def _section(self, kind: str) -> Section:
+        """The kind's section; a new one is registered by ``_add`` once a record made it in."""
         if kind not in self.sections:
             cfg = self.cfg
             make: Callable[[], Any] = {
@@ -160,7 +176,7 @@ class Report:
                 "problems": lambda: ProblemStats(cfg.id_key, cfg.tolerance),
                 "samples": lambda: SampleStats(cfg.id_key, self.counter()),
             }[kind]
-            self.sections[kind] = Section(make)
+            return Section(make)
         return self.sections[kind]
 
     def counter(self) -> Any:
@@ -171,11 +187,38 @@ class Report:
         return self._counter
 
     def add(self, rec: dict[str, Any], where: str | None = None, source: str | None = None) -> None:
+        """Summarise one record. One that cannot be (any exception) goes through
+        ``record_failed``: an ``InputError`` naming ``where``, or with ``keep_going`` counted
+        ``bad`` and left out."""
         pos = self.records
         self.records += 1
+        log = self._guarded(rec, where, partial(self._add, rec, pos, where, source))
+        if log is not None:
+            self._read_loss_log(*log)
+
+    def _guarded(self, rec: Record, where: str | None, work: Callable[[], Any]) -> Any:
+        """``work()`` on one record, whatever it raises going through ``record_failed``."""
         if is_failed(rec):
-            self.failed += 1
-            return
+            if failed_here(rec):  # a line the reader could not parse (keep_going)
+                self._count_bad(rec)
+            else:
+                self.failed += 1
+            return None
+        try:
+            return work()
+        except Exception as exc:  # noqa: BLE001 - record_failed tells what stops the run
+            self._count_bad(record_failed(rec, STEP, exc, keep_going=self.cfg.keep_going,
+                                          where=where))
+            return None
+
+    def _count_bad(self, rec: Record) -> None:
+        self.bad += 1
+        if len(self.bad_records) < SHOWN_BAD:
+            self.bad_records.append(bad_entry(rec))
+
+    def _add(self, rec: Record, pos: int, where: str | None,
+             source: str | None) -> tuple[str, str] | None:
+        """Route a record to its accumulator; a manifest returns the loss log it names."""
         kind = kind_of(rec)
         if kind is None:
             raise InputError(
@@ -186,10 +229,13 @@ class Report:
         if kind == "loss":
             self.run(run_name(source or "-")).add(rec, pos, where)
         elif kind == "manifest":
-            self._read_manifest(rec, where)
+            return self._manifest_log(rec, where)
         else:
             group = field_value(rec, self.cfg.by) if self.cfg.by else None
-            self._section(kind).add(rec, pos, group, where)
+            section = self._section(kind)
+            section.add(rec, pos, group, where)
+            self.sections[kind] = section
+        return None
 
     def run(self, name: str) -> LossStats:
         name = os.path.normpath(name)
@@ -197,20 +243,28 @@ class Report:
             self.runs[name] = LossStats()
         return self.runs[name]
 
-    def _read_manifest(self, rec: dict[str, Any], where: str | None) -> None:
-        from tf_tools.records import JsonlReader
-
+    def _manifest_log(self, rec: Record, where: str | None) -> tuple[str, str]:
+        """tf-train's manifest stands for its loss log: (path, run name)."""
         path = str(rec["loss_log"])
         if not os.path.isfile(path):
             raise InputError(f"the loss log {path} named by tf-train's manifest does not exist", where,
                              "run tf-stats where tf-train ran, or give the run folder itself")
-        reader = JsonlReader([path])
-        stats = self.run(str(rec.get("run") or run_name(path)))
+        return path, str(rec.get("run") or run_name(path))
+
+    def _read_loss_log(self, path: str, name: str) -> None:
+        # each line of the log is a record of its own, named by its own file and line
+        from tf_tools.records import JsonlReader
+
+        reader = JsonlReader([path], keep_going=self.cfg.keep_going, step=STEP)
+        stats = self.run(name)
         for i, line in enumerate(reader):
-            stats.add(line, i, reader.where())
+            at = reader.where()
+            self._guarded(line, at, partial(stats.add, line, i, at))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"records": self.records, "failed": self.failed}
+        out: dict[str, Any] = {"records": self.records, "failed": self.failed, "bad": self.bad}
+        if self.bad_records:
+            out["bad_records"] = self.bad_records
         for kind in KINDS:
             if kind == "loss":
                 if self.runs:
@@ -230,13 +284,29 @@ class Report:
         return out
 
 
+def failed_here(rec: Record) -> bool:
+    """Marked failed by tf-stats itself (its reader's unparsable lines), not upstream: tf-stats
+    writes no records, so no upstream step is called ``stats``."""
+    error = rec[TF_KEY]["error"] if is_failed(rec) else None
+    return isinstance(error, dict) and error.get("step") == STEP
+
+
+def bad_entry(rec: Record) -> dict[str, str]:
+    """Where a record marked failed by tf-stats was, and its error, for the report."""
+    error = rec[TF_KEY]["error"]
+    at = error.get("where") or (f"line {error['line']} of {error['file']}" if "line" in error else "")
+    return {"where": str(at), "error": str(error.get("message"))}
+
+
 def summarize(records: Iterable[dict[str, Any]], cfg: StatsConfig | None = None,
               where: Callable[[], str] | None = None,
               source: Callable[[], str] | None = None) -> Report:
     """Read every record and return the report (``Report.to_dict()`` for JSON).
 
     ``where`` names the current line for error messages; ``source`` names the current input
-    file (loss logs of different runs are told apart by it).
+    file (loss logs of different runs are told apart by it). A record that cannot be
+    summarised stops with an ``InputError`` naming ``where``, or with ``cfg.keep_going`` is
+    counted in ``report.bad`` (the first few with their error in ``report.bad_records``).
     """
     report = Report(cfg)
     for rec in records:

@@ -16,6 +16,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from tf_tools.errors import InputError
+from tf_tools.stats.kinds import real
 from tf_tools.stats.metrics import describe
 
 SEGMENT_KINDS = ("incorrect", "reflection", "correct")
@@ -49,6 +50,9 @@ class SampleStats:
         if not isinstance(messages, list) or not all(
                 isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
             raise InputError("'messages' must be a list of {role, content} objects", where)
+        # count first (a tokenizer may reject the sample), then change the totals
+        n_tokens = self.counter.count(messages)
+        n_rft, segment_chars = self._rft_tokens(messages, rec.get("segments"), n_tokens)
         self.samples += 1
         kind = rec["kind"] if isinstance(rec.get("kind"), str) else "other"
         self.kinds[kind] += 1
@@ -58,8 +62,7 @@ class SampleStats:
         k = k if isinstance(k, int) and not isinstance(k, bool) else None
         if k is not None:
             self.k[k] += 1
-        n_tokens = self.counter.count(messages)
-        n_rft = self._rft_tokens(messages, rec.get("segments"), n_tokens)
+        self.segment_chars.update(segment_chars)
         self.tokens += n_tokens
         self.rft_tokens += n_rft
         pair = self.tokens_by_k.setdefault(-1 if k is None else k, [0, 0])
@@ -73,10 +76,13 @@ class SampleStats:
                 params = fuse["parameters"] if isinstance(fuse.get("parameters"), dict) else {}
                 self.policy = {"policy": fuse.get("policy"), "tokenizer": params.get("tokenizer")}
 
-    def _rft_tokens(self, messages: list[dict[str, Any]], segments: Any, n_tokens: int) -> int:
+    def _rft_tokens(self, messages: list[dict[str, Any]], segments: Any,
+                    n_tokens: int) -> tuple[int, Counter[str]]:
+        """Tokens of the sample as RFT (its correct segment only) and its segments' characters."""
+        chars: Counter[str] = Counter()
         last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
         if last is None or not isinstance(segments, list):
-            return n_tokens
+            return n_tokens, chars
         text = messages[last]["content"]
         correct = None
         for seg in segments:
@@ -84,13 +90,13 @@ class SampleStats:
                 continue
             start, end, kind = seg.get("start"), seg.get("end"), seg.get("kind")
             if isinstance(start, int) and isinstance(end, int) and kind in SEGMENT_KINDS:
-                self.segment_chars[kind] += end - start
+                chars[kind] += end - start
                 if kind == "correct":
                     correct = (start, end)
         if correct is None or correct == (0, len(text)):
-            return n_tokens
+            return n_tokens, chars
         rft = [*messages[:last], {**messages[last], "content": text[correct[0]:correct[1]]}]
-        return self.counter.count(rft)
+        return self.counter.count(rft), chars
 
     def summary(self) -> dict[str, Any]:
         chars = sum(self.segment_chars.values())
@@ -138,7 +144,10 @@ class LossStats:
             return {"steps": 0}
         i_min = min(range(len(self.losses)), key=self.losses.__getitem__)
         tail = self.losses[-max(1, len(self.losses) // 10):]
-        seconds, tokens = self.last.get("seconds"), self.last.get("tokens")
+        # the run's totals, from its last line: numbers or nothing (a hand-edited log may
+        # hold anything there, and a table cannot divide a string)
+        seconds, lr, epochs = (_number(self.last.get(key)) for key in ("seconds", "lr", "epoch"))
+        tokens, trained = (_count(self.last.get(key)) for key in ("tokens", "trained_tokens"))
         stride = max(1, len(self.steps) // 50)
         curve = [[s, x] for s, x in zip(self.steps[::stride], self.losses[::stride], strict=True)]
         if curve[-1][0] != self.steps[-1]:
@@ -151,11 +160,19 @@ class LossStats:
             "min_loss_step": self.steps[i_min],
             "last_10pct_mean_loss": sum(tail) / len(tail),
             "loss": describe(self.losses),
-            "final_lr": self.last.get("lr"),
-            "epochs": self.last.get("epoch"),
+            "final_lr": lr,
+            "epochs": epochs,
             "tokens": tokens,
-            "trained_tokens": self.last.get("trained_tokens"),
+            "trained_tokens": trained,
             "seconds": seconds,
-            "tokens_per_s": tokens / seconds if isinstance(tokens, int) and seconds else None,
+            "tokens_per_s": tokens / seconds if tokens is not None and seconds else None,
             "curve": curve,
         }
+
+
+def _number(value: Any) -> float | int | None:
+    return value if real(value) is not None else None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -19,7 +19,10 @@
 
 - ``load_samples``: tokenise every record, skip the ones that cannot train (too long, bad,
   nothing trained left) and count kept and skipped samples by kind (fused / rft / other)
-  and k, so a caller can say which samples were lost.
+  and k, so a caller can say which samples were lost. A bad record is any exception raised
+  while tokenising it (a check below, the chat template, the tokenizer): it goes through
+  ``records.record_failed``, which stops with its file and line or, with ``keep_going``,
+  lets it be skipped and counted.
 
 It does not cut long samples (they are reported and skipped by the caller) and does not
 touch the model. torch is imported inside the functions that build tensors.
@@ -35,10 +38,12 @@ from typing import Any
 import numpy as np
 
 from tf_tools.errors import InputError, TfError
+from tf_tools.records import TF_KEY, is_failed, record_failed
 
 SEGMENT_KINDS = ("incorrect", "reflection", "correct")
 ROLES_PROMPT = ("system", "user", "tool", "developer")
 SAMPLE_KINDS = ("fused", "rft")  # tf-fuse's ``kind``; anything else counts as "other"
+STEP = "train"  # _tf.error.step of the records tf-train could not use
 
 
 @dataclass(frozen=True)
@@ -117,10 +122,10 @@ def _locate(text: str, content: str, start: int) -> tuple[int, int, int]:
         return at, 0, len(content)
     stripped = content.strip()
     at = text.find(stripped, start)
-    if at < 0:
-        raise TfError("the chat template changes the assistant text (cannot find it in the "
-                      "rendered conversation); tf-train cannot place the loss mask",
-                      hint="use a template that writes message['content'] unchanged")
+    if at < 0:  # the template may do so for some conversations only: a bad record
+        raise InputError("the chat template changes the assistant text (cannot find it in the "
+                         "rendered conversation); tf-train cannot place the loss mask",
+                         hint="use a template that writes message['content'] unchanged")
     return at, len(content) - len(content.lstrip()), len(stripped)
 
 
@@ -231,29 +236,37 @@ class LoadStats:
         return self.skipped / self.read if self.read else 0.0
 
 
+def _failed_here(rec: Any) -> bool:
+    """Marked failed by tf-train (its reader, or ``record_failed`` below), not upstream."""
+    return is_failed(rec) and rec[TF_KEY]["error"].get("step") == STEP
+
+
 def load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: DataConfig,
                  where: Callable[[], str] = lambda: "", keep_going: bool = False,
                  on_skip: Callable[[str], None] | None = None) -> tuple[list[Sample], LoadStats]:
     """Tokenise every record; skip (and report through ``on_skip``) the too-long ones and
     those with no trained token left.
 
-    A bad record stops with an ``InputError`` naming its line, or with ``keep_going`` is
-    reported and skipped. ``stats`` counts kept and skipped samples by kind and k.
+    A bad record (any exception while tokenising it, or a line the reader could not parse
+    under ``keep_going``: marked failed by step ``train``) stops with an ``InputError``
+    naming its line, or with ``keep_going`` is reported and skipped
+    (``records.record_failed``). ``stats`` counts kept and skipped samples by kind and k.
     """
     samples: list[Sample] = []
     stats = LoadStats()
     for rec in records:
         stats.read += 1
         at = where()
-        try:
-            s = tokenize_record(rec, tokenizer, cfg, at)
-        except InputError as exc:
-            if not keep_going:
-                raise InputError(exc.bare_message, where=at, hint=exc.hint) from None
+        if not _failed_here(rec):
+            try:
+                s = tokenize_record(rec, tokenizer, cfg, at)
+            except Exception as exc:  # noqa: BLE001 - record_failed tells what stops the run
+                rec = record_failed(rec, STEP, exc, keep_going=keep_going, where=at)
+        if _failed_here(rec):
             stats.bad += 1
             _count(stats.skipped_by, rec)
             if on_skip:
-                on_skip(f"{at}: {exc.bare_message} (skipped)")
+                on_skip(f"{at}: {rec[TF_KEY]['error']['message']} (skipped)")
             continue
         if len(s) > cfg.max_length:
             stats.too_long += 1
