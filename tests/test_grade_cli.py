@@ -338,3 +338,24 @@ def test_shard_slurm_array_tasks_partition_the_records():
         assert 0 < len(part) < 30
         ids += [r["id"] for r in part]
     assert sorted(ids) == sorted(r["id"] for r in recs)
+
+
+def test_a_big_answer_queued_behind_a_slow_one_does_not_hang(tmp_path):
+    """A nested 24 KB answer sent to a worker stuck on 9^{9^{9^9}} filled the pipe: the parent
+    blocked in send and never killed the worker (tf-grade hung for good). Tasks now go through
+    a sender thread per worker, and answers nested hundreds of braces deep skip the parent's
+    unclocked fast path."""
+    nested = "\\boxed{\\sqrt{" * 2000 + "2" + "}}" * 2000
+    recs = [{"id": "slow", "answer": "12", "completion": "\\boxed{9^{9^{9^9}}}"},
+            {"id": "nested", "answer": "12", "completion": nested},
+            {"id": "good", "answer": "12", "completion": "\\boxed{12}"}]
+    path = write_jsonl(tmp_path / "in.jsonl", recs)
+    t0 = time.monotonic()
+    done = subprocess.run([tool("tf-grade"), "-q", "--timeout", "1", str(path)],
+                          capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    out = read_jsonl(done.stdout)
+    assert [(r["id"], r["verdict"]) for r in out] == [
+        ("slow", "ungradable"), ("nested", "ungradable"), ("good", "correct")]
+    assert out[1]["_tf"]["grade"]["path"] == "timeout"
+    assert time.monotonic() - t0 < 60

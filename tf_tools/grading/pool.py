@@ -6,13 +6,20 @@ process, and a worker whose current item overruns ``timeout`` seconds is killed 
 replaced; the item comes back as ``("timeout", ...)`` and the worker's other queued items
 are handed to its replacement. Items of one problem go to the same worker where possible,
 so its gold answer is parsed once per problem, not once per sample.
+
+Tasks reach a worker through a sender thread of its own: a pipe holds about 64 KB, and a
+parent that wrote a big answer straight into the pipe of a worker stuck on a slow item
+would block in ``send`` and never get to kill it (a nested 24 KB answer queued behind
+``9^{9^{9^9}}`` hung tf-grade for good). The parent itself never blocks on a worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import queue
 import sys
+import threading
 import time
 import zlib
 from collections import deque
@@ -54,10 +61,39 @@ def _main_hidden() -> Iterator[None]:
         main.__spec__ = saved_spec  # type: ignore[union-attr]
 
 
+_STOP = object()
+
+
+class _Sender(threading.Thread):
+    """Writes a worker's task batches into its pipe, so that a full pipe blocks this
+    thread, not the parent. Ends at _STOP or when the worker is gone."""
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(daemon=True, name="tf-grade-sender")
+        self.conn = conn
+        self.outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            item = self.outbox.get()
+            if item is _STOP:
+                return
+            try:
+                self.conn.send(item)
+            except (OSError, ValueError):
+                return  # the worker was killed (or the pipe closed): nothing left to do
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.outbox.put(_STOP)
+        self.join(timeout)
+
+
 @dataclass
 class _Worker:
     proc: Any
     conn: Connection
+    sender: _Sender
     queue: deque[Task] = field(default_factory=deque)
     started: float = 0.0  # when the item at the head of the queue began
     ready: bool = False  # warmed up (math-verify imported and exercised)
@@ -84,7 +120,7 @@ class VerifyPool:
         with _main_hidden():
             proc.start()
         child.close()
-        return _Worker(proc, parent)
+        return _Worker(proc, parent, _Sender(parent))
 
     # ------------------------------------------------------------------ submitting
 
@@ -108,7 +144,7 @@ class VerifyPool:
         if not w.queue and w.ready:
             w.started = time.monotonic()
         w.queue.extend(tasks)
-        w.conn.send(tasks)
+        w.sender.outbox.put(tasks)
 
     # ------------------------------------------------------------------ collecting
 
@@ -162,6 +198,7 @@ class VerifyPool:
         rest = list(w.queue)
         w.proc.kill()
         w.proc.join(timeout=5)
+        w.sender.stop()  # its send (if any) fails now that the worker is gone
         w.conn.close()
         self.n_killed += 1
         fresh = self._start()
@@ -172,17 +209,15 @@ class VerifyPool:
 
     def close(self) -> None:
         for w in self._workers:
-            try:
-                if w.queue:
-                    w.proc.kill()
-                else:
-                    w.conn.send(None)
-            except (OSError, BrokenPipeError):
-                pass
+            if w.queue:
+                w.proc.kill()
+            else:
+                w.sender.outbox.put(None)  # the worker's own signal to end
         for w in self._workers:
             w.proc.join(timeout=2)
             if w.proc.is_alive():
                 w.proc.kill()
+            w.sender.stop()
             w.conn.close()
 
     def __enter__(self) -> VerifyPool:
