@@ -60,14 +60,16 @@ def training_rows(run: Path) -> list[str]:
             "| skipped | final loss |", "|---|---|---|---|---|---|---|"]
     for arm in ARMS[1:]:
         st = (load(run / "stats" / f"train.{DATA[arm]}.json") or {}).get("samples", {}).get("all", {})
-        man = load(run / f"model.{arm}.json") or {}
+        man = load(run / f"model.{arm}.json")
+        if man is None:
+            continue  # an arm left out of this run
         kinds = st.get("kinds", {})
         k = st.get("k", {})
         skipped = man.get("skipped", {})
         n_skipped = sum(v for key, v in skipped.items() if key in ("too_long", "bad", "empty"))
         rows.append(f"| {LABEL[arm]} | {st.get('samples', '-')} | {kinds.get('fused', 0)} / "
                     f"{kinds.get('rft', 0)} | {'/'.join(str(k.get(str(i), 0)) for i in range(4))} "
-                    f"| {man.get('tokens_seen', '-'):,} | {n_skipped} | "
+                    f"| {man.get('tokens_seen', 0):,} | {n_skipped} | "
                     f"{man.get('final_loss', float('nan')):.3f} |")
     return rows
 
