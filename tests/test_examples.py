@@ -25,6 +25,7 @@ def _make(*args: str, run: Path) -> subprocess.CompletedProcess:
                           env=env, capture_output=True, text=True, timeout=1800)
 
 
+@pytest.mark.timeout(1800)
 def test_make_examples_small_runs_rft_and_trajfusion_side_by_side(smollm2, tmp_path):
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
