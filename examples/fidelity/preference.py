@@ -47,7 +47,8 @@ def pairs(path: str, limit: int, seed: int) -> list[dict[str, Any]]:
     if limit:
         def key(e: dict[str, Any]) -> bytes:
             return hashlib.blake2b(f"{seed}:{e['id']}".encode(), digest_size=8).digest()
-        found = sorted(sorted(found, key=key)[:limit], key=lambda e: list(by_id).index(e["id"]))
+        order = {pid: i for i, pid in enumerate(by_id)}
+        found = sorted(sorted(found, key=key)[:limit], key=lambda e: order[e["id"]])
     return found
 
 
