@@ -102,23 +102,23 @@ def sample(
         reader = JsonlReader(paths, keep_going=keep_going, step="sample")
         stats = SampleStats()
         total = common.count_lines(paths)
+        problems = in_shard(reader, shard_spec, id_key)
         try:
             with console.Progress("problems", total, enabled=not quiet) as bar:
-                bar.count = len(done_ids)
-                written = [len(done_ids)]
+                bar.count = written = len(done_ids)
 
                 def show(s: SampleStats) -> None:
-                    # once per chunk: the chunk's problems arrive together, so the bar (and a
-                    # heartbeat line's rate and eta) moves by whole chunks
+                    # sample_problems calls this after each chunk, when the loop below has
+                    # written all of that chunk's problems: the bar (and a heartbeat line's
+                    # rate and eta) moves by whole chunks
                     rate = s.tokens / s.seconds if s.seconds else 0.0
                     bar.postfix = f"{s.samples} samples, {s.tokens} tokens, {rate:.0f} tok/s"
-                    bar.advance(written[0] - bar.count)
+                    bar.advance(written - bar.count)
 
-                groups = sample_problems(in_shard(reader, shard_spec, id_key), eng, cfg, stats,
-                                         reader.where, skip=done_ids, on_chunk=show)
-                for group in groups:
+                for group in sample_problems(problems, eng, cfg, stats, reader.where,
+                                             skip=done_ids, on_chunk=show):
                     writer.write_many(group)  # one problem: whole lines, flushed
-                    written[0] += 1
+                    written += 1
         finally:
             writer.close()
         writer.commit()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tf_tools.errors import TfError
-from tf_tools.sampling.engines import Completion, EngineConfig, Request, SamplingConfig
+from tf_tools.sampling.engines.base import Completion, EngineConfig, Request, SamplingConfig
 
 _MASK64 = 2**64 - 1
 

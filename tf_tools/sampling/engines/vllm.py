@@ -13,7 +13,7 @@ import warnings
 from typing import Any
 
 from tf_tools.errors import TfError
-from tf_tools.sampling.engines import Completion, EngineConfig, Request, SamplingConfig
+from tf_tools.sampling.engines.base import Completion, EngineConfig, Request, SamplingConfig
 
 
 def _on_cpu() -> bool:
