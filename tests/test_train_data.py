@@ -8,19 +8,15 @@ import pytest
 
 from tf_tools.errors import InputError, UsageError
 from tf_tools.fusion.text import assemble
+from tf_tools.training.batches import pack_batch, pack_rows, pad_batch, plan_epoch
 from tf_tools.training.data import (
     DataConfig,
     LoadStats,
     by_kind_and_k,
-    forward_losses,
     load_samples,
-    pack_batch,
-    pack_rows,
-    pad_batch,
-    per_sample_losses,
-    plan_epoch,
     tokenize_record,
 )
+from tf_tools.training.loss import forward_losses, per_sample_losses
 
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 PROBLEM = "Tom has 3 apples and buys 5 more. How many apples does he have?"

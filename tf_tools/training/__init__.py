@@ -6,20 +6,10 @@
 torch, transformers and accelerate are imported inside the functions that use them.
 """
 
-from tf_tools.training.data import (
-    Batch,
-    DataConfig,
-    Sample,
-    check_record,
-    collate,
-    load_samples,
-    pack_batch,
-    pad_batch,
-    per_sample_losses,
-    plan_epoch,
-    tokenize_record,
-)
+from tf_tools.training.batches import Batch, collate, pack_batch, pad_batch, plan_epoch
+from tf_tools.training.data import DataConfig, Sample, check_record, load_samples, tokenize_record
 from tf_tools.training.loop import StepInfo, TrainConfig, train
+from tf_tools.training.loss import per_sample_losses
 
 __all__ = [
     "Batch", "DataConfig", "Sample", "StepInfo", "TrainConfig", "check_record", "collate",

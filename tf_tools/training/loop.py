@@ -32,20 +32,17 @@ from typing import Any
 from tf_tools import __version__, console
 from tf_tools.errors import Interrupted, TfError, UsageError
 from tf_tools.training import attention
+from tf_tools.training.batches import collate, plan_epoch, rank_share
 from tf_tools.training.checkpoints import RunFolder
 from tf_tools.training.data import (
     DataConfig,
     LoadStats,
     Sample,
     by_kind_and_k,
-    collate,
     fingerprint,
-    forward_losses,
     load_samples,
-    plan_epoch,
-    rank_share,
-    supports_logits_to_keep,
 )
+from tf_tools.training.loss import forward_losses, supports_logits_to_keep
 
 PRECISIONS = ("auto", "bf16", "fp32")
 SAVE_DTYPES = ("auto", "float32", "bfloat16", "float16")
