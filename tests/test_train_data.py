@@ -184,7 +184,8 @@ def test_kept_and_skipped_samples_are_counted_by_kind_and_k(tok):
 def test_the_skip_summary_warns_above_one_percent_only():
     import logging
 
-    from tf_tools.training.loop import TrainConfig, _report_skips
+    from tf_tools.training.config import TrainConfig
+    from tf_tools.training.loop import _report_skips
 
     lines: list[str] = []
     handler = logging.Handler()

@@ -7,8 +7,9 @@ torch, transformers and accelerate are imported inside the functions that use th
 """
 
 from tf_tools.training.batches import Batch, collate, pack_batch, pad_batch, plan_epoch
+from tf_tools.training.config import TrainConfig
 from tf_tools.training.data import DataConfig, Sample, check_record, load_samples, tokenize_record
-from tf_tools.training.loop import StepInfo, TrainConfig, train
+from tf_tools.training.loop import StepInfo, train
 from tf_tools.training.loss import per_sample_losses
 
 __all__ = [

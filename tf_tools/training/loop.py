@@ -34,8 +34,8 @@ from tf_tools.errors import Interrupted, TfError, UsageError
 from tf_tools.training import attention
 from tf_tools.training.batches import collate, plan_epoch, rank_share
 from tf_tools.training.checkpoints import RunFolder
+from tf_tools.training.config import TrainConfig, identity
 from tf_tools.training.data import (
-    DataConfig,
     LoadStats,
     Sample,
     by_kind_and_k,
@@ -43,67 +43,6 @@ from tf_tools.training.data import (
     load_samples,
 )
 from tf_tools.training.loss import forward_losses, supports_logits_to_keep
-
-PRECISIONS = ("auto", "bf16", "fp32")
-SAVE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-#: config fields that change how a step is computed, not what: free to differ on --resume
-_NOT_IDENTITY = frozenset({
-    "output", "resume", "overwrite", "keep_going", "save_steps", "save_total_limit",
-    "save_dtype", "micro_batch_size", "packing", "pack_length", "gradient_checkpointing",
-    "attn_implementation", "quiet",
-})
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str
-    output: str
-    epochs: int = 3
-    max_steps: int | None = None  # stop after this many optimizer steps (the schedule too)
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.03
-    max_grad_norm: float = 1.0
-    global_batch_size: int = 64  # samples per optimizer step, over all processes
-    micro_batch_size: int = 4  # samples per forward pass and process
-    max_length: int = 4096
-    packing: bool = False
-    pack_length: int | None = None  # packed row capacity (default: max_length)
-    group_by_length: bool = True
-    mask_incorrect: bool = False
-    mask_reflection: bool = False
-    precision: str = "auto"  # auto: bf16 on a GPU that has it, else fp32
-    gradient_checkpointing: bool = False
-    attn_implementation: str | None = None  # None: transformers' default (sdpa)
-    seed: int = 0
-    save_steps: int = 500
-    save_total_limit: int = 2
-    save_dtype: str = "auto"  # auto: the student's dtype
-    resume: bool = False
-    overwrite: bool = False
-    keep_going: bool = False
-    quiet: bool = False
-
-    def check(self) -> None:
-        bad = [name for name in ("epochs", "global_batch_size", "micro_batch_size", "max_length",
-                                 "save_steps") if getattr(self, name) < 1]
-        if self.max_steps is not None and self.max_steps < 1:
-            bad.append("max_steps")
-        if bad:
-            raise UsageError(f"--{bad[0].replace('_', '-')} must be at least 1")
-        if self.lr <= 0 or not 0 <= self.warmup_ratio < 1 or self.max_grad_norm < 0:
-            raise UsageError("need --lr > 0, 0 <= --warmup-ratio < 1 and --max-grad-norm >= 0")
-        if self.pack_length is not None and self.pack_length < self.max_length:
-            raise UsageError("--pack-length must be at least --max-length (samples are never cut)")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
-        if self.save_dtype not in SAVE_DTYPES:
-            raise UsageError(f"--save-dtype must be one of {', '.join(SAVE_DTYPES)}")
-
-    def data(self) -> DataConfig:
-        return DataConfig(max_length=self.max_length, mask_incorrect=self.mask_incorrect,
-                          mask_reflection=self.mask_reflection)
 
 
 @dataclass
@@ -195,13 +134,6 @@ def _optimizer(model: Any, cfg: TrainConfig) -> Any:
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
-
-
-def identity(cfg: TrainConfig, model_path: str, data_fingerprint: str, n_samples: int) -> dict[str, Any]:
-    """What makes a run this run: --resume refuses a folder holding another one."""
-    fields = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
-    fields["model"] = os.path.abspath(model_path) if os.path.exists(model_path) else model_path
-    return {"tool": "tf-train", **fields, "data": data_fingerprint, "n_samples": n_samples}
 
 
 def train(
