@@ -51,10 +51,10 @@ from tf_tools.clustering import (  # noqa: E402
     fast_decision,
     form_of,
     forms_differ,
-    is_fusable,
     latexify,
 )
 from tf_tools.records import group_by_id, read_jsonl_file  # noqa: E402
+from tf_tools.schema import is_fusable  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -1,4 +1,5 @@
-"""records.py: reading, failed lines, atomic and resumable writing, shards, grouping."""
+"""records.py: reading, failed lines, atomic and resumable writing, shards, grouping (and
+schema.py's ``record_failed``)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,11 @@ from tf_tools.records import (
     JsonlWriter,
     group_by_id,
     in_shard,
-    is_failed,
     parse_shard,
-    record_failed,
     shard_of,
     skip_done,
 )
+from tf_tools.schema import is_failed, record_failed
 
 from .conftest import read_jsonl, write_jsonl
 

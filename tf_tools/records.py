@@ -10,12 +10,10 @@ contract so each command spells it the same way:
   ``resume`` it keeps the complete lines of an earlier run and reports which keys are done.
 - ``parse_shard`` / ``shard_of`` / ``in_shard`` split records by a stable hash of the id,
   only when asked (``--shard I/N`` or ``--shard slurm``; never implicitly inside an array job).
-- ``record_failed`` is the one way a command deals with an exception raised by one record:
-  mark it and go on (``keep_going``), or stop with one line naming its file and line.
 - ``group_by_id`` yields contiguous runs of records that share an id.
 
-It deliberately knows nothing about what a record means beyond ``id`` and the reserved
-``_tf`` key.
+It deliberately knows nothing about what a record means beyond ``id``: the reserved ``_tf``
+key, ``_tf.error`` and ``record_failed`` are the record contract, in ``schema.py``.
 """
 
 from __future__ import annotations
@@ -29,13 +27,10 @@ from typing import IO, Any
 
 import orjson
 
-from tf_tools.errors import InputError, TfError, UsageError
+from tf_tools.errors import InputError, UsageError
 
-Record = dict[str, Any]
-
-#: key under which every step records provenance and failures (DESIGN §3)
-TF_KEY = "_tf"
-
+# TF_KEY and record_failed: re-exported until training/ imports them from schema (issue 12)
+from tf_tools.schema import TF_KEY, Record, failed_line, is_failed, record_failed  # noqa: F401
 
 # --------------------------------------------------------------------------- reading
 
@@ -110,74 +105,13 @@ class JsonlReader:
             if not self.keep_going:
                 raise InputError(f"line {lineno} of {name} {problem}")
             self.n_failed += 1
-            yield failed_line(raw, self.step, f"{problem}", name, lineno)
+            text = raw.decode("utf-8", errors="replace").rstrip("\n")
+            yield failed_line(text, self.step, problem, name, lineno)
 
 
 def _kind(value: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number",
             bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def failed_line(raw: bytes, step: str, message: str, file: str, line: int) -> Record:
-    """The record that stands in for an unreadable line under ``--keep-going``."""
-    text = raw.decode("utf-8", errors="replace").rstrip("\n")
-    return {"_raw": text, TF_KEY: {"error": {"step": step, "message": message,
-                                             "file": file, "line": line}}}
-
-
-#: the hint under a record's error when the error brings none of its own
-KEEP_GOING_HINT = "--keep-going marks the record (_tf.error) and goes on; -vv shows the traceback"
-_MAX_MESSAGE = 500  # an exception's message may quote a 200,000-character answer
-
-
-def record_failed(rec: Record, step: str, exc: BaseException, *, keep_going: bool,
-                  where: Callable[[], str] | str | None = None) -> Record:
-    """The one way to deal with an exception raised while processing one record.
-
-    Without ``keep_going``: raise an ``InputError`` naming the file and line (``where``) in
-    one line plus a hint; an unexpected exception stays chained to it for ``-vv``. With
-    ``keep_going``: mark ``rec`` failed (``_tf.error`` = step, type, message, where) and
-    return it, so the caller passes it on and the run exits 3 at the end. Errors that are
-    not about the record (a usage error, a missing dependency, an interrupt) go on up as
-    they are.
-    """
-    if isinstance(exc, TfError) and not isinstance(exc, InputError):
-        raise exc
-    at = where() if callable(where) else where
-    if isinstance(exc, InputError):
-        message, hint, cause = exc.bare_message, exc.hint, None
-    else:
-        text = str(exc)
-        if len(text) > _MAX_MESSAGE:
-            text = text[:_MAX_MESSAGE] + "..."
-        message, hint, cause = f"{type(exc).__name__}: {text}", None, exc
-    if not keep_going:
-        what = message if cause is None else f"cannot {step} this record: {message}"
-        raise InputError(what, at, hint or KEEP_GOING_HINT) from cause
-    return mark_failed(rec, step, message, type=type(exc).__name__,
-                       **({"where": at} if at else {}))
-
-
-def mark_failed(rec: Record, step: str, message: str, **where: Any) -> Record:
-    """Mark a record as failed by ``step``; it is passed on, not dropped."""
-    tf = rec.setdefault(TF_KEY, {})
-    if not isinstance(tf, dict):
-        rec[TF_KEY] = tf = {}
-    tf["error"] = {"step": step, "message": message, **where}
-    return rec
-
-
-def is_failed(rec: Record) -> bool:
-    tf = rec.get(TF_KEY)
-    return isinstance(tf, dict) and "error" in tf
-
-
-def set_provenance(rec: Record, step: str, value: Any) -> None:
-    """Set ``rec["_tf"][step]``, keeping what earlier steps put under ``_tf``."""
-    tf = rec.get(TF_KEY)
-    if not isinstance(tf, dict):
-        tf = rec[TF_KEY] = {}
-    tf[step] = value
 
 
 # --------------------------------------------------------------------------- ids, shards
@@ -471,10 +405,9 @@ def write_jsonl_file(path: str, records: Iterable[Record]) -> int:
 
 
 __all__ = [
-    "KEEP_GOING_HINT", "JsonlReader", "JsonlWriter", "PipeClosed", "Record", "TF_KEY",
-    "content_id", "failed_line", "group_by_id", "in_shard", "is_failed", "mark_failed",
-    "parse_shard", "pump", "read_jsonl_file", "record_failed", "set_provenance", "shard_of",
-    "skip_done", "write_jsonl_file", "dumps",
+    "JsonlReader", "JsonlWriter", "PipeClosed", "Record", "content_id", "group_by_id",
+    "in_shard", "parse_shard", "pump", "read_jsonl_file", "shard_of", "skip_done",
+    "write_jsonl_file", "dumps",
 ]
 
 

@@ -35,9 +35,17 @@ from tf_tools.clustering.answers import (
     entropy,
 )
 from tf_tools.errors import InputError
-from tf_tools.records import TF_KEY, Record, group_by_id, is_failed, record_failed
+from tf_tools.records import group_by_id
+from tf_tools.schema import (
+    TF_KEY,
+    VERDICTS,
+    Record,
+    is_failed,
+    is_fusable,
+    record_failed,
+    sample_order,
+)
 
-VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")
 #: per-sample keys that stay on each trajectory even when every sample has the same value
 SAMPLE_KEYS = frozenset({"sample_idx", "completion", "finish_reason", "pred", "verdict",
                          "correct", TF_KEY})
@@ -47,25 +55,13 @@ SUMMARY_KEYS = ("n", "n_correct", "error_rate", "n_error_modes", "entropy", "n_c
 GRADE_HINT = "run tf-grade first: tf-grade trajectories.jsonl | tf-cluster > problems.jsonl"
 
 
-def _order_key(pos_rec: tuple[int, Record]) -> tuple[int, int]:
-    pos, rec = pos_rec
-    idx = rec.get("sample_idx")
-    return (0, idx) if isinstance(idx, int) and not isinstance(idx, bool) else (1, pos)
-
-
-def is_fusable(rec: Record) -> bool:
-    """An incorrect sample with an answer that the teacher finished (not truncated)."""
-    return (rec.get("verdict") == "incorrect" and rec.get("pred") is not None
-            and rec.get("finish_reason", "stop") in ("stop", None))
-
-
 def summarize_problem(group: list[Record], eq: Equivalence, cfg: ClusterConfig) -> Record:
     """The problem summary of one problem's graded trajectories."""
     t0 = time.perf_counter()
     stats = eq.stats
     checks_before, mv_before = stats.checks, stats.mv_calls
     timeouts_before = stats.timeouts
-    trajs = [r for _, r in sorted(enumerate(group), key=_order_key)]
+    trajs = [r for _, r in sorted(enumerate(group), key=lambda p: sample_order(p[1], p[0]))]
     first = trajs[0]
     common = {k: v for k, v in first.items()
               if k not in SAMPLE_KEYS and all(k in r and r[k] == v for r in trajs[1:])}
@@ -80,7 +76,7 @@ def summarize_problem(group: list[Record], eq: Equivalence, cfg: ClusterConfig) 
     n_correct = verdicts["correct"]
     fusable = [r for r in trajs if is_fusable(r)]
     parts = cluster_answers([str(r["pred"]) for r in fusable], eq)
-    parts.sort(key=lambda p: (-len(p), _order_key((p[0], fusable[p[0]]))))
+    parts.sort(key=lambda p: (-len(p), sample_order(fusable[p[0]], p[0])))
     clusters = [{"answer": fusable[p[0]]["pred"], "size": len(p),
                  "trajectories": [own(fusable[i]) for i in p]} for p in parts]
     h = entropy(len(p) for p in parts)

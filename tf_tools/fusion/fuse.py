@@ -24,6 +24,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tf_tools import __version__
@@ -31,8 +32,7 @@ from tf_tools.errors import InputError
 from tf_tools.fusion import policy as policies
 from tf_tools.fusion.text import END_MARKERS, REFLECTIONS, SEPARATOR, assemble, strip_markers
 from tf_tools.fusion.tokens import TokenCounter, load_counter
-from tf_tools.records import TF_KEY, Record, is_failed, record_failed
-from tf_tools.schema import DEFAULT_SYSTEM
+from tf_tools.schema import DEFAULT_SYSTEM, TF_KEY, Record, guarded, is_failed, sample_order
 
 #: FuseConfig.system's default: the prompt the teacher was sampled with (DESIGN §3)
 FROM_TRAJECTORIES = "\x00from-trajectories"
@@ -127,13 +127,8 @@ def _trajectories(items: Any, kinds: tuple[str, ...], text_key: str) -> list[_Tr
             raise InputError(f"trajectory {t.get('sample_idx')!r} has no {text_key!r} text",
                              hint="name the model output with --completion-key")
         out.append(t)
-    out.sort(key=_idx_key)
+    out.sort(key=sample_order)
     return [_Traj(t[text_key], t.get("sample_idx"), sampled_system(t)) for t in out]
-
-
-def _idx_key(t: dict[str, Any]) -> tuple[int, Any]:
-    idx = t.get("sample_idx")
-    return (0, idx) if isinstance(idx, int) and not isinstance(idx, bool) else (1, 0)
 
 
 class Fuser:
@@ -173,7 +168,7 @@ class Fuser:
             trajs = self._clean(_trajectories(c.get("trajectories") if isinstance(c, dict)
                                               else None, ("incorrect",), self.cfg.completion_key))
             if trajs:
-                first = min(_idx_key({"sample_idx": t.sample_idx}) for t in trajs)
+                first = min(sample_order({"sample_idx": t.sample_idx}) for t in trajs)
                 found.append(((-len(trajs), first, pos), trajs))
         found.sort(key=lambda x: x[0])
         return [trajs for _, trajs in found]
@@ -301,13 +296,18 @@ def fuse_records(records: Iterable[Record], cfg: FuseConfig | None = None,
             stats.failed += 1
             yield rec
             continue
-        try:
-            problem = _check(rec, cfg)
-            if problem is not None:
-                raise InputError(problem[0], hint=problem[1])
-            samples = fuser.fuse(rec)
-        except Exception as exc:  # one bad problem never ends the run
-            yield record_failed(rec, "fuse", exc, keep_going=cfg.keep_going, where=where)
+        # one bad problem never ends the run
+        samples, failed = guarded(rec, "fuse", partial(_fuse_checked, fuser, rec, cfg),
+                                  keep_going=cfg.keep_going, where=where)
+        if failed is not None:
+            yield failed
             stats.failed += 1
             continue
         yield from samples
+
+
+def _fuse_checked(fuser: Fuser, rec: Record, cfg: FuseConfig) -> list[Record]:
+    problem = _check(rec, cfg)
+    if problem is not None:
+        raise InputError(problem[0], hint=problem[1])
+    return fuser.fuse(rec)

@@ -25,9 +25,7 @@ from tf_tools.grading.extract import (
     gold_answers,
     plain_number,
 )
-from tf_tools.records import TF_KEY, Record, is_failed, record_failed, set_provenance
-
-VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")
+from tf_tools.schema import TF_KEY, VERDICTS, Record, is_failed, record_failed, set_provenance
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tf_tools.records import Record, is_failed, mark_failed, record_failed, set_provenance
 from tf_tools.sampling.engines import Engine, Request, SamplingConfig
 from tf_tools.sampling.prompts import DEFAULT_SYSTEM, FieldMap, PromptBuilder, normalize_problem
 from tf_tools.sampling.seeds import sample_seed
+from tf_tools.schema import TF_KEY, Record, is_failed, mark_failed, record_failed, set_provenance
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,8 @@ def _run_chunk(chunk: list[Any], engine: Engine, cfg: SampleConfig,
         out = []
         for j in range(sp.n):
             rec = dict(problem)
-            if isinstance(problem.get("_tf"), dict):
-                rec["_tf"] = dict(problem["_tf"])  # each sample has its own provenance
+            if isinstance(problem.get(TF_KEY), dict):
+                rec[TF_KEY] = dict(problem[TF_KEY])  # each sample has its own provenance
             rec["sample_idx"] = j
             seed = sample_seed(sp.seed, problem["id"], j)
             meta = {

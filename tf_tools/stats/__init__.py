@@ -19,6 +19,7 @@ It never prints, and reads its input once, holding per sample only what pass@k a
 need.
 """
 
+from tf_tools.schema import kind_of
 from tf_tools.stats.metrics import (
     CORRECT,
     MAJ_ESTIMATOR,
@@ -35,7 +36,6 @@ from tf_tools.stats.summary import (
     Report,
     StatsConfig,
     field_value,
-    kind_of,
     resolve_inputs,
     summarize,
 )

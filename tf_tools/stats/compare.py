@@ -25,7 +25,7 @@ problems in both are compared and the counts of the others are reported). A prob
 gradable sample in either file (``ungradable``, or marked failed upstream) is left out and
 counted. The same (id, sample_idx) twice in one file is an error (two runs concatenated?).
 A record that cannot be read as a graded sample (that error, no verdict, any exception) goes
-through ``records.record_failed``: it stops with its file and line, or with ``keep_going`` is
+through ``schema.record_failed``: it stops with its file and line, or with ``keep_going`` is
 counted ``bad`` and left out like a record failed upstream.
 
 Pure functions: nothing here prints or reads files.
@@ -39,11 +39,12 @@ import random
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 from tf_tools.errors import InputError
-from tf_tools.records import Record, is_failed, record_failed
-from tf_tools.stats.kinds import VERDICTS, shown
+from tf_tools.schema import VERDICTS, Record, guarded, is_failed
+from tf_tools.stats.kinds import shown
 from tf_tools.stats.metrics import quantile
 from tf_tools.stats.summary import SHOWN_BAD, STEP, bad_entry, failed_here, run_labels
 
@@ -79,11 +80,11 @@ def read_side(records: Iterable[dict[str, Any]], name: str, path: str, id_key: s
     for rec in records:
         if not is_failed(rec):
             at = where() if where else None
-            try:
-                _add_sample(side, seen, rec, id_key, at)
+            _, failed = guarded(rec, STEP, partial(_add_sample, side, seen, rec, id_key, at),
+                                keep_going=keep_going, where=at)
+            if failed is None:
                 continue
-            except Exception as exc:  # noqa: BLE001 - record_failed tells what stops the run
-                rec = record_failed(rec, STEP, exc, keep_going=keep_going, where=at)
+            rec = failed
         if failed_here(rec):
             side.bad += 1
             if len(side.bad_records) < SHOWN_BAD:

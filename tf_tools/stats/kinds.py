@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from tf_tools.errors import InputError
+from tf_tools.schema import TF_KEY, VERDICTS, is_int, sample_order
 from tf_tools.stats.metrics import (
     CORRECT,
     MAJ_ESTIMATOR,
@@ -29,7 +30,6 @@ from tf_tools.stats.metrics import (
     vote_counts,
 )
 
-VERDICTS = ("correct", "incorrect", "no_answer", "truncated", "ungradable")
 ERROR_RATE_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 CLUSTER_HINT = "make problem summaries with tf-cluster"
 ENTROPY_STEP = 0.5  # nats; bins up to 2 (ln 8 = 2.08 is the most N = 8 samples can show) or the max
@@ -38,12 +38,6 @@ ENTROPY_STEP = 0.5  # nats; bins up to 2 (ln 8 = 2.08 is the most N = 8 samples 
 def entropy_edges(values: list[float]) -> list[float]:
     top = max(2.0, math.ceil(max(values, default=0.0) / ENTROPY_STEP) * ENTROPY_STEP)
     return [i * ENTROPY_STEP for i in range(round(top / ENTROPY_STEP) + 1)]
-
-
-def _order(rec: dict[str, Any], pos: int) -> tuple[int, Any, int]:
-    idx = rec.get("sample_idx")
-    ok = isinstance(idx, int) and not isinstance(idx, bool)
-    return (0, idx, pos) if ok else (1, 0, pos)
 
 
 @lru_cache(maxsize=1)
@@ -132,7 +126,7 @@ class GradedStats:
         n_tokens, source = _completion_tokens(rec)
         self.samples += 1
         self.verdicts[verdict] += 1
-        self.problems.setdefault(pid, []).append((_order(rec, pos), verdict, rec.get("pred")))
+        self.problems.setdefault(pid, []).append((sample_order(rec, pos), verdict, rec.get("pred")))
         if n_tokens is not None:
             self.tokens[verdict].append(n_tokens)
             self.token_source[source] += 1
@@ -198,11 +192,11 @@ def _vote(verdict: str, pred: Any, grouper: AnswerGrouper) -> Hashable | None:
 
 
 def _completion_tokens(rec: dict[str, Any]) -> tuple[int | None, str]:
-    tf = rec.get("_tf")
+    tf = rec.get(TF_KEY)
     sample = tf.get("sample") if isinstance(tf, dict) else None
     if isinstance(sample, dict):
         n = sample.get("n_completion_tokens")
-        if isinstance(n, int) and not isinstance(n, bool):
+        if is_int(n):
             return n, "n_completion_tokens"
     text = rec.get("completion")
     if isinstance(text, str):
@@ -276,7 +270,7 @@ class ProblemStats:
         self.maj_partial = 0  # problems whose trajectories do not add up to n (no maj@k)
 
     def add(self, rec: dict[str, Any], pos: int, where: str | None) -> None:
-        n, c, modes = (_int(rec.get(k)) for k in ("n", "n_correct", "n_error_modes"))
+        n, c, modes = (integer(rec.get(k)) for k in ("n", "n_correct", "n_error_modes"))
         if n is None or c is None or modes is None or not 0 <= c <= n or modes < 0:
             raise InputError("problem summary needs integers 0 <= 'n_correct' <= 'n' and "
                              "'n_error_modes' >= 0", where, CLUSTER_HINT)
@@ -318,7 +312,7 @@ class ProblemStats:
                 if not isinstance(t, dict) or t.get("verdict") == "ungradable":
                     continue
                 vote = key if key is not None else _vote(str(t.get("verdict")), t.get("pred"), grouper)
-                placed.append((_order(t, len(placed)), vote))
+                placed.append((sample_order(t, len(placed)), vote))
         placed.sort(key=lambda p: p[0])
         return [v for _o, v in placed]
 
@@ -352,8 +346,9 @@ class ProblemStats:
         }
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def integer(value: Any) -> int | None:
+    """A JSON integer (not a boolean), else None."""
+    return value if is_int(value) else None
 
 
 def real(value: Any) -> float | None:

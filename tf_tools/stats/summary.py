@@ -17,7 +17,7 @@ section. Records marked failed upstream (``_tf.error``) are counted, not summari
 objects: ``source.model``); loss logs are split by run instead.
 
 A record that cannot be summarised (any exception its accumulator raises, or an unreadable
-line) goes through ``records.record_failed``: it stops the run with one line naming its file
+line) goes through ``schema.record_failed``: it stops the run with one line naming its file
 and line, or under ``keep_going`` is counted ``bad`` and left out (the first few are listed
 with their error) while the rest is summarised. Accumulators check a record before they
 change anything, so a bad record leaves no trace in the numbers.
@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from tf_tools.errors import InputError
-from tf_tools.records import TF_KEY, Record, is_failed, record_failed
+from tf_tools.schema import TF_KEY, Record, error_where, failed_by, guarded, is_failed, kind_of
 from tf_tools.stats.kinds import GradedStats, ProblemStats, TrajectoryStats
 from tf_tools.stats.training import LossStats, SampleStats
 
@@ -55,22 +55,6 @@ class StatsConfig:
     tolerance: float = 1e-6  # for grouping wrong answers in maj@k
     tokenizer: str | None = None  # token counts of training samples: None = tf-fuse's approximation
     keep_going: bool = False  # a record that cannot be summarised is counted bad, not fatal
-
-
-def kind_of(rec: dict[str, Any]) -> str | None:
-    if "messages" in rec:
-        return "samples"
-    if "clusters" in rec and "n_correct" in rec:
-        return "problems"
-    if "verdict" in rec:
-        return "graded"
-    if "step" in rec and "loss" in rec:
-        return "loss"
-    if "loss_log" in rec:
-        return "manifest"
-    if "completion" in rec:
-        return "trajectories"
-    return None
 
 
 def field_value(rec: dict[str, Any], path: str) -> str:
@@ -204,12 +188,10 @@ class Report:
             else:
                 self.failed += 1
             return None
-        try:
-            return work()
-        except Exception as exc:  # noqa: BLE001 - record_failed tells what stops the run
-            self._count_bad(record_failed(rec, STEP, exc, keep_going=self.cfg.keep_going,
-                                          where=where))
-            return None
+        result, failed = guarded(rec, STEP, work, keep_going=self.cfg.keep_going, where=where)
+        if failed is not None:
+            self._count_bad(failed)
+        return result
 
     def _count_bad(self, rec: Record) -> None:
         self.bad += 1
@@ -287,15 +269,13 @@ class Report:
 def failed_here(rec: Record) -> bool:
     """Marked failed by tf-stats itself (its reader's unparsable lines), not upstream: tf-stats
     writes no records, so no upstream step is called ``stats``."""
-    error = rec[TF_KEY]["error"] if is_failed(rec) else None
-    return isinstance(error, dict) and error.get("step") == STEP
+    return failed_by(rec, STEP)
 
 
 def bad_entry(rec: Record) -> dict[str, str]:
     """Where a record marked failed by tf-stats was, and its error, for the report."""
     error = rec[TF_KEY]["error"]
-    at = error.get("where") or (f"line {error['line']} of {error['file']}" if "line" in error else "")
-    return {"where": str(at), "error": str(error.get("message"))}
+    return {"where": error_where(error), "error": str(error.get("message"))}
 
 
 def summarize(records: Iterable[dict[str, Any]], cfg: StatsConfig | None = None,

@@ -16,10 +16,9 @@ from collections.abc import Hashable
 from typing import Any
 
 from tf_tools.errors import InputError
-from tf_tools.stats.kinds import real
+from tf_tools.schema import SEGMENT_KINDS, TF_KEY
+from tf_tools.stats.kinds import integer, real
 from tf_tools.stats.metrics import describe
-
-SEGMENT_KINDS = ("incorrect", "reflection", "correct")
 
 
 class SampleStats:
@@ -58,8 +57,7 @@ class SampleStats:
         self.kinds[kind] += 1
         pid = rec.get(self.id_key)
         self.ids.add(pid if isinstance(pid, Hashable) else repr(pid))
-        k = rec.get("k")
-        k = k if isinstance(k, int) and not isinstance(k, bool) else None
+        k = integer(rec.get("k"))
         if k is not None:
             self.k[k] += 1
         self.segment_chars.update(segment_chars)
@@ -70,7 +68,7 @@ class SampleStats:
         pair[1] += n_rft
         self.sample_tokens.setdefault(kind, []).append(n_tokens)
         if self.policy is None:
-            tf = rec.get("_tf")
+            tf = rec.get(TF_KEY)
             fuse = tf.get("fuse") if isinstance(tf, dict) else None
             if isinstance(fuse, dict):
                 params = fuse["parameters"] if isinstance(fuse.get("parameters"), dict) else {}
@@ -147,7 +145,7 @@ class LossStats:
         # the run's totals, from its last line: numbers or nothing (a hand-edited log may
         # hold anything there, and a table cannot divide a string)
         seconds, lr, epochs = (_number(self.last.get(key)) for key in ("seconds", "lr", "epoch"))
-        tokens, trained = (_count(self.last.get(key)) for key in ("tokens", "trained_tokens"))
+        tokens, trained = (integer(self.last.get(key)) for key in ("tokens", "trained_tokens"))
         stride = max(1, len(self.steps) // 50)
         curve = [[s, x] for s, x in zip(self.steps[::stride], self.losses[::stride], strict=True)]
         if curve[-1][0] != self.steps[-1]:
@@ -173,6 +171,3 @@ class LossStats:
 def _number(value: Any) -> float | int | None:
     return value if real(value) is not None else None
 
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
