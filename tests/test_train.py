@@ -47,7 +47,9 @@ def losses(run: Path) -> list[float]:
 # ----------------------------------------------------------------------------- training
 
 
-def test_short_run_learns_and_the_model_round_trips_through_tf_sample(tiny_model, tmp_path):
+def test_short_run_learns_and_the_model_round_trips_through_tf_sample(tiny_model, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.setenv("TF_HEARTBEAT_S", "0")  # a heartbeat line per step on stderr
     data = write_jsonl(tmp_path / "toy.jsonl", [chat(QUESTION, ANSWER, id="toy")])
     run = tmp_path / "runs" / "toy"
     result = run_cli("-m", tiny_model, data, "-o", run, "--epochs", "45", "--global-batch-size", "1",
@@ -66,6 +68,10 @@ def test_short_run_learns_and_the_model_round_trips_through_tf_sample(tiny_model
     assert manifest["config"]["lr"] == 1e-2 and manifest["config"]["world_size"] == 1
     assert json.loads((run / "manifest.json").read_text()) == manifest
     assert "trained 45 steps on 1 samples" in result.stderr
+    beats = [line for line in result.stderr.splitlines() if line.startswith("tf-train: ")
+             and " steps, " in line]
+    assert len(beats) == 45 and beats[0].startswith("tf-train: 1/45 steps")
+    assert beats[-1].startswith("tf-train: 45/45 steps") and ", loss " in beats[-1]
     # tf-sample's transformers engine loads the checkpoint; greedy decoding says what was
     # taught and stops by itself: the end-of-turn token was trained
     problems = json.dumps({"id": "q", "problem": QUESTION, "answer": "8"}) + "\n"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tf_tools import console
 from tf_tools.cli import common
 from tf_tools.errors import EXIT_PARTIAL
+
+if TYPE_CHECKING:
+    from tf_tools.training import StepInfo
 
 HELP = """Fine-tune a causal LM on JSONL records with `messages` (tf-fuse's output, or any chat
 data set) and print one manifest record on stdout. The loss covers the assistant messages
@@ -95,15 +100,14 @@ def train(
         cfg.check()
         reader = JsonlReader(paths, keep_going=keep_going, step="train")
         stdout = common.protect_stdout()
-        manifest = run_training(reader, cfg, reader.where)
+        with _StepProgress(enabled=not quiet and int(os.environ.get("RANK", "0")) == 0) as progress:
+            manifest = run_training(reader, cfg, reader.where, on_step=progress)
         if int(os.environ.get("RANK", "0")) == 0:
             writer = JsonlWriter(None, stdout=stdout)
             writer.write(manifest)
             writer.commit()
         skipped = manifest["skipped"]
         if manifest.get("steps"):
-            from tf_tools import console
-
             n_skipped = skipped["too_long"] + skipped["bad"] + skipped.get("empty", 0)
             console.log.warning(
                 "trained %d steps on %d samples%s: %d tokens (%s tok/s, padding %.1f%%), final "
@@ -113,6 +117,32 @@ def train(
                 100 * manifest["padding_share"], manifest["final_loss"], manifest["final"])
         if keep_going and skipped.get("bad"):
             raise typer.Exit(EXIT_PARTIAL)
+
+
+class _StepProgress:
+    """The steps on stderr (a rich bar on a terminal, heartbeat lines in logs), fed by the
+    library's ``on_step`` hook; it opens at the first step, so a resumed run counts on from
+    the step it resumed at."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._stack = contextlib.ExitStack()
+        self._bar: console.Progress | None = None
+
+    def __enter__(self) -> _StepProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def __call__(self, info: StepInfo) -> None:
+        if self._bar is None:
+            self._bar = self._stack.enter_context(
+                console.Progress("steps", info.total_steps, enabled=self.enabled))
+            self._bar.count = info.step - 1
+        rate = info.tokens / info.seconds if info.seconds else 0.0
+        self._bar.postfix = f"loss {info.loss:.4f}, {rate:,.0f} tok/s"
+        self._bar.advance(1)
 
 
 def main() -> None:

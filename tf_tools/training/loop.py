@@ -58,9 +58,12 @@ class StepInfo:
     trained_tokens: int  # loss tokens seen so far
     slots: int  # rows x width processed so far (tokens + padding)
     seconds: float  # training time so far (model load and tokenisation not counted)
+    total_steps: int = 0  # the run's optimizer steps (for hooks; not in the loss log)
 
     def record(self) -> dict[str, Any]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """The loss log line."""
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()
+                if k != "total_steps"}
 
 
 def _precision(name: str) -> str | None:
@@ -274,42 +277,37 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     log = open(run.loss_log, "a", encoding="utf-8") if main else None  # noqa: SIM115
     stop = _StopOnSignal(accelerator)
     try:
-        with console.Progress("steps", total_steps, enabled=main and not cfg.quiet) as bar:
-            bar.count = start_step
-            plan: list[list[list[int]]] = []
-            plan_epoch_no = -1
-            for step in range(start_step, total_steps):
-                epoch, index = divmod(step, steps_per_epoch)
-                if epoch != plan_epoch_no:
-                    plan = plan_epoch(lengths, epoch, cfg.seed, cfg.global_batch_size, n_micro,
-                                      cfg.group_by_length)
-                    plan_epoch_no = epoch
-                t0 = time.perf_counter()
-                loss, lr, grad_norm, n_tok, n_trained, n_slots = loop.step(plan[index])
-                totals["seconds"] += time.perf_counter() - t0
-                totals["tokens"] += n_tok
-                totals["trained_tokens"] += n_trained
-                totals["slots"] += n_slots
-                last = StepInfo(step + 1, round((step + 1) / steps_per_epoch, 4), loss, lr,
-                                grad_norm, totals["tokens"],
-                                totals["trained_tokens"], totals["slots"], totals["seconds"])
-                if log is not None:
-                    log.write(json.dumps(last.record()) + "\n")
-                    log.flush()
-                rate = totals["tokens"] / totals["seconds"] if totals["seconds"] else 0.0
-                bar.postfix = f"loss {loss:.4f}, {rate:,.0f} tok/s"
-                bar.advance(1)
-                if on_step is not None:
-                    on_step(last)
-                more = step + 1 < total_steps  # the last step ends in final/, not a checkpoint
-                stopping = more and stop.requested()
-                if more and (stopping or (step + 1) % cfg.save_steps == 0):
-                    path = run.save_checkpoint(accelerator, step + 1, {"step": step + 1, **totals},
-                                               cfg.save_total_limit)
-                if stopping:
-                    raise Interrupted(
-                        f"stopped by {stop.name} after step {step + 1} of {total_steps}; "
-                        f"checkpoint {path}", hint="run the same command with --resume to go on")
+        plan: list[list[list[int]]] = []
+        plan_epoch_no = -1
+        for step in range(start_step, total_steps):
+            epoch, index = divmod(step, steps_per_epoch)
+            if epoch != plan_epoch_no:
+                plan = plan_epoch(lengths, epoch, cfg.seed, cfg.global_batch_size, n_micro,
+                                  cfg.group_by_length)
+                plan_epoch_no = epoch
+            t0 = time.perf_counter()
+            loss, lr, grad_norm, n_tok, n_trained, n_slots = loop.step(plan[index])
+            totals["seconds"] += time.perf_counter() - t0
+            totals["tokens"] += n_tok
+            totals["trained_tokens"] += n_trained
+            totals["slots"] += n_slots
+            last = StepInfo(step + 1, round((step + 1) / steps_per_epoch, 4), loss, lr,
+                            grad_norm, totals["tokens"], totals["trained_tokens"],
+                            totals["slots"], totals["seconds"], total_steps)
+            if log is not None:
+                log.write(json.dumps(last.record()) + "\n")
+                log.flush()
+            if on_step is not None:
+                on_step(last)
+            more = step + 1 < total_steps  # the last step ends in final/, not a checkpoint
+            stopping = more and stop.requested()
+            if more and (stopping or (step + 1) % cfg.save_steps == 0):
+                path = run.save_checkpoint(accelerator, step + 1, {"step": step + 1, **totals},
+                                           cfg.save_total_limit)
+            if stopping:
+                raise Interrupted(
+                    f"stopped by {stop.name} after step {step + 1} of {total_steps}; "
+                    f"checkpoint {path}", hint="run the same command with --resume to go on")
     finally:
         stop.restore()
         if log is not None:
