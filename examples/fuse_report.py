@@ -8,8 +8,10 @@ the error rate and of the error entropy over problems (histograms as text), how 
 problems fuse / fall back to RFT / are dropped, the distribution of k, the token-cost
 multiplier (fused tokens / the same samples' RFT tokens, prompt included; with
 ``--tokenizer`` the student's tokenizer, else tf-fuse's approximation), and ``--show N``
-fused samples chosen at random, with their segments marked, to read. A stand-in for
-tf-stats until it lands.
+fused samples chosen at random, with their segments marked, to read.
+
+``tf-stats problems.jsonl train.jsonl`` prints the same statistics (and ``--plot DIR`` draws
+them); what this script adds is ``--show``: the fused text itself, cut at its segments.
 """
 
 from __future__ import annotations
