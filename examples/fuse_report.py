@@ -22,7 +22,7 @@ import math
 import random
 from collections import Counter
 
-from tf_tools.fusion.tokens import load_counter
+from tf_tools.models import load_counter
 
 
 def histogram(values: list[float], edges: list[float]) -> list[str]:

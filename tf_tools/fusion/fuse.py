@@ -31,7 +31,7 @@ from tf_tools import __version__
 from tf_tools.errors import InputError
 from tf_tools.fusion import policy as policies
 from tf_tools.fusion.text import END_MARKERS, REFLECTIONS, SEPARATOR, assemble, strip_markers
-from tf_tools.fusion.tokens import TokenCounter, load_counter
+from tf_tools.models import TokenCounter, load_counter
 from tf_tools.schema import DEFAULT_SYSTEM, TF_KEY, Record, guarded, is_failed, sample_order
 
 #: FuseConfig.system's default: the prompt the teacher was sampled with (DESIGN §3)

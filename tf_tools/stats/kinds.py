@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from tf_tools.errors import InputError
+from tf_tools.models import ApproxTokenCounter
 from tf_tools.schema import TF_KEY, VERDICTS, is_int, sample_order
 from tf_tools.stats.metrics import (
     CORRECT,
@@ -40,16 +41,12 @@ def entropy_edges(values: list[float]) -> list[float]:
     return [i * ENTROPY_STEP for i in range(round(top / ENTROPY_STEP) + 1)]
 
 
-@lru_cache(maxsize=1)
-def _approx_counter() -> Any:
-    from tf_tools.fusion.tokens import ApproxTokenCounter
-
-    return ApproxTokenCounter()
+_APPROX = ApproxTokenCounter()
 
 
 def approx_tokens(text: str) -> int:
     """tf-fuse's approximate count (``\\w+`` runs and single other non-space characters)."""
-    return int(_approx_counter().count([{"content": text}]))
+    return _APPROX.count([{"content": text}])
 
 
 def _ratio(a: int | Fraction, b: int) -> float | None:

@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from tf_tools.errors import InputError
+from tf_tools.models import load_counter
 from tf_tools.schema import TF_KEY, Record, error_where, failed_by, guarded, is_failed, kind_of
 from tf_tools.stats.kinds import GradedStats, ProblemStats, TrajectoryStats
 from tf_tools.stats.training import LossStats, SampleStats
@@ -165,8 +166,6 @@ class Report:
 
     def counter(self) -> Any:
         if self._counter is None:
-            from tf_tools.fusion.tokens import load_counter
-
             self._counter = load_counter(self.cfg.tokenizer)
         return self._counter
 

@@ -16,6 +16,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from tf_tools.errors import InputError
+from tf_tools.models import ApproxTokenCounter
 from tf_tools.schema import SEGMENT_KINDS, TF_KEY
 from tf_tools.stats.kinds import integer, real
 from tf_tools.stats.metrics import describe
@@ -27,11 +28,7 @@ class SampleStats:
     kind = "samples"
 
     def __init__(self, id_key: str = "id", counter: Any = None) -> None:
-        if counter is None:
-            from tf_tools.fusion.tokens import ApproxTokenCounter
-
-            counter = ApproxTokenCounter()
-        self.counter = counter
+        self.counter = counter if counter is not None else ApproxTokenCounter()
         self.id_key = id_key
         self.samples = 0
         self.kinds: Counter[str] = Counter()

@@ -158,7 +158,7 @@ def train(
 def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[[], str],
            on_step: Callable[[StepInfo], None] | None) -> dict[str, Any]:
     cfg.check()
-    from tf_tools.sampling.engines import check_model_path
+    from tf_tools.models import check_model_path
 
     check_model_path(cfg.model)
     import torch

@@ -1,22 +1,22 @@
 """Generation engines behind tf-sample: vLLM (default when it imports) and transformers.
 
 The types every engine shares live in ``base``; each engine is one module (``vllm``, ``hf``)
-that imports only ``base``; this module chooses and builds one. Importing it is cheap: the
+that imports only ``base`` of this package; this module chooses and builds one. Importing it is cheap: the
 engines import torch, transformers and vLLM inside their constructors.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
-from tf_tools.errors import MissingDependency, TfError, UsageError
+from tf_tools.errors import MissingDependency, UsageError
+from tf_tools.models import check_model_path
 from tf_tools.sampling.engines.base import Completion, Engine, EngineConfig, Request, SamplingConfig
 from tf_tools.sampling.engines.hf import HfEngine
 from tf_tools.sampling.engines.vllm import VllmEngine
 
 __all__ = ["ENGINES", "Completion", "Engine", "EngineConfig", "Request", "SamplingConfig",
-           "check_model_path", "make_engine", "resolve_engine", "vllm_available"]
+           "make_engine", "resolve_engine", "vllm_available"]
 
 ENGINES = ("vllm", "hf")
 
@@ -31,19 +31,6 @@ def resolve_engine(name: str | None) -> str:
     if name not in ENGINES:
         raise UsageError(f"unknown engine {name!r}; choose one of: {', '.join(ENGINES)}")
     return name
-
-
-def check_model_path(model: str) -> None:
-    """A local folder must exist and hold a config.json; hub ids are left to transformers."""
-    looks_local = model.startswith((".", "/", "~"))
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").exists():
-            raise TfError(f"{model} is not a model folder (no config.json)")
-        return
-    if looks_local or model.count("/") != 1:
-        raise TfError(f"model not found: {model}",
-                      hint="give a local model folder (tf-tools runs offline), e.g. -m models/smollm2")
 
 
 def make_engine(cfg: EngineConfig) -> Engine:

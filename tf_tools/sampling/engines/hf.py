@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tf_tools.errors import TfError
+from tf_tools.models import load_tokenizer
 from tf_tools.sampling.engines.base import Completion, EngineConfig, Request, SamplingConfig
 
 _MASK64 = 2**64 - 1
@@ -65,7 +66,7 @@ class HfEngine:
 
     def __init__(self, cfg: EngineConfig) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # stderr is ours: one progress display
@@ -75,7 +76,7 @@ class HfEngine:
         else:
             dtype = getattr(torch, {"half": "float16", "float": "float32"}.get(cfg.dtype, cfg.dtype))
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+            self.tokenizer = load_tokenizer(cfg.model)
             self.model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(self.device)  # type: ignore[arg-type]
         except (OSError, ValueError) as exc:
             raise TfError(f"transformers could not load {cfg.model}: {exc}".splitlines()[0]) from exc
