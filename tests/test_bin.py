@@ -46,14 +46,18 @@ def test_launcher_grades_records_and_keeps_the_current_folder_off_sys_path(tmp_p
         {"id": "a", "answer": "4", "completion": "2 + 2 = \\boxed{4}", "finish_reason": "stop", "mine": 1},
         {"id": "b", "answer": "1/2", "completion": "so \\boxed{0.25}", "finish_reason": "stop"},
         {"id": "c", "answer": "7", "completion": "I am not sure.", "finish_reason": "stop"},
+        # only math-verify decides this one: a worker process must find the checkout too
+        {"id": "d", "answer": "x^2+2x+1", "completion": "\\boxed{(x+1)^2}", "finish_reason": "stop"},
     ])
     p = run(["tf-grade", "t.jsonl"], cwd=tmp_path, path=str(BIN))
     assert p.returncode == 0, p.stderr
     out = read_jsonl(p.stdout)
     assert [(r["id"], r["verdict"], r["correct"]) for r in out] == [
-        ("a", "correct", True), ("b", "incorrect", False), ("c", "no_answer", False)]
+        ("a", "correct", True), ("b", "incorrect", False), ("c", "no_answer", False),
+        ("d", "correct", True)]
+    assert out[3]["_tf"]["grade"]["path"] == "math-verify"
     assert out[0]["mine"] == 1
-    assert p.stderr.startswith("tf-grade: graded 3")
+    assert p.stderr.startswith("tf-grade: graded 4")
 
 
 def test_launcher_through_a_symlink(tmp_path):
