@@ -164,12 +164,12 @@ def test_keep_going_skips_bad_records_and_exits_3(tiny_model, tmp_path):
 
 
 def test_an_unexpected_tokenizer_error_names_the_record(tiny_model, tmp_path, monkeypatch):
-    from tf_tools.training import loop
+    from tf_tools.training import setup
 
     from .test_train_data import FlakyTokenizer
 
-    load = loop._load_tokenizer
-    monkeypatch.setattr(loop, "_load_tokenizer", lambda path: FlakyTokenizer(load(path)))
+    load = setup.load_tokenizer
+    monkeypatch.setattr(setup, "load_tokenizer", lambda path: FlakyTokenizer(load(path)))
     data = write_jsonl(tmp_path / "t.jsonl", [chat(QUESTION, ANSWER), chat(QUESTION, "BOOM"),
                                               chat(QUESTION, ANSWER)])
     result = run_cli("-m", tiny_model, data, "-o", tmp_path / "run")

@@ -1,48 +1,53 @@
-"""tf-train's core: supervised fine-tuning of a causal LM on chat records, with accelerate.
+"""tf-train's core: ``train(records, cfg)`` as named phases, and the optimizer step.
 
-``train(records, cfg)`` tokenises every record (``data.py``), plans the optimizer steps
-(length-grouped global batches of ``global_batch_size`` samples, the same plan whatever the
-number of processes), and runs AdamW with a cosine schedule, warmup and gradient clipping.
-The loss of a step is the mean over every trained token of the global batch, so padding,
-packing, the micro-batch size and the number of processes change how a step is computed,
-not what it computes.
+The phases: check the model path; start the processes; open the run folder; load the
+tokenizer and tokenise every record (``data.py``); return a finished run's manifest on
+``--resume``, else claim the folder; derive the schedule and prepare accelerator, model,
+optimizer and learning-rate schedule (``setup.py``); restore the newest checkpoint on
+``--resume``; run the optimizer steps; save the final model and write the manifest.
+
+A step takes a planned global batch (``batches.plan_epoch``: length-grouped, the same plan
+whatever the number of processes), runs this process's micro-batches forward
+(``loss.forward_losses``) and backward, clips, steps AdamW and the cosine schedule. Its
+loss is the mean over every trained token of the global batch, so padding, packing, the
+micro-batch size and the number of processes change how a step is computed, not what it
+computes. Every step appends a line to the loss log and calls the ``on_step`` hook (the CLI
+draws its progress from it); every ``--save-steps`` steps, or when SIGTERM / SIGUSR1 asks
+to stop, a checkpoint is saved (``checkpoints.py``).
 
 Distribution is accelerate's: the same code runs alone, under ``torchrun`` or under
 ``accelerate launch`` with DDP, FSDP or DeepSpeed ZeRO-3 (examples/accelerate/). We write
 no distributed code beyond what accelerate asks for: ``prepare``, ``accumulate``,
 ``backward``, ``save_state`` / ``load_state``, ``reduce`` of two numbers per step.
 
-It does not evaluate, does not stream data from disk (the tokenised set is held in memory by
-every process) and does not cut long samples.
+It does not evaluate, does not draw progress (the caller does, through ``on_step``), does
+not stream data from disk (the tokenised set is held in memory by every process) and does
+not cut long samples.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import logging
-import math
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tf_tools import __version__, console
-from tf_tools.errors import Interrupted, TfError, UsageError
-from tf_tools.training import attention
+from tf_tools.errors import Interrupted, TfError
+from tf_tools.training import attention, setup
 from tf_tools.training.batches import collate, plan_epoch, rank_share
 from tf_tools.training.checkpoints import RunFolder
 from tf_tools.training.config import TrainConfig, identity
-from tf_tools.training.data import (
-    LoadStats,
-    Sample,
-    by_kind_and_k,
-    fingerprint,
-    load_samples,
-)
+from tf_tools.training.data import LoadStats, Sample, by_kind_and_k, fingerprint, load_samples
 from tf_tools.training.loss import forward_losses, supports_logits_to_keep
+from tf_tools.training.setup import Prepared, Schedule
+
+#: tests/test_prompt_identity.py imports the loader under this name (issue 12 moved it)
+_load_tokenizer = setup.load_tokenizer
 
 
 @dataclass
@@ -66,77 +71,14 @@ class StepInfo:
                 if k != "total_steps"}
 
 
-def _precision(name: str) -> str | None:
-    """accelerate's mixed_precision; None lets `accelerate launch` / its config decide."""
-    import torch
+@dataclass
+class _Position:
+    """Where a run stands: the steps done and the counters so far (saved in checkpoints)."""
 
-    if name == "bf16":
-        return "bf16"
-    if name == "fp32":
-        return "no"
-    if os.environ.get("ACCELERATE_MIXED_PRECISION"):
-        return None
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-
-
-def _load_tokenizer(path: str) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        raise TfError(f"transformers could not load the tokenizer of {path}: {exc}".splitlines()[0]) from exc
-    if not getattr(tok, "chat_template", None):
-        raise TfError(f"the tokenizer of {path} has no chat template",
-                      hint="tf-train formats samples with the student's chat template; add one "
-                           "to tokenizer_config.json (or chat_template.jinja)")
-    if not getattr(tok, "is_fast", False):
-        raise TfError(f"the tokenizer of {path} is not a fast tokenizer (no offset mapping)")
-    return tok
-
-
-def _load_model(cfg: TrainConfig) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
-    if cfg.attn_implementation:
-        kwargs["attn_implementation"] = cfg.attn_implementation
-    try:
-        model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
-    except (OSError, ValueError, ImportError) as exc:
-        raise TfError(f"transformers could not load {cfg.model}: {exc}".splitlines()[0]) from exc
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model.config.use_cache = False
-    return model
-
-
-def _student_dtype(model_path: str, save_dtype: str) -> Any:
-    import torch
-
-    if save_dtype != "auto":
-        return getattr(torch, save_dtype)
-    try:
-        with open(os.path.join(model_path, "config.json"), encoding="utf-8") as f:
-            conf = json.load(f)
-    except OSError:
-        return torch.float32
-    name = conf.get("dtype") or conf.get("torch_dtype") or "float32"
-    return getattr(torch, name) if name in ("float32", "bfloat16", "float16") else torch.float32
-
-
-def _optimizer(model: Any, cfg: TrainConfig) -> Any:
-    import torch
-
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    try:  # the fused kernel (CPU and CUDA since torch 2.4) is several times faster
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+    step: int = 0
+    totals: dict[str, Any] = field(default_factory=lambda: {
+        "tokens": 0, "trained_tokens": 0, "slots": 0, "seconds": 0.0})
+    resumed_from: str | None = None
 
 
 def train(
@@ -161,166 +103,170 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     from tf_tools.models import check_model_path
 
     check_model_path(cfg.model)
-    import torch
-    from accelerate import Accelerator, PartialState
-    from accelerate.utils import GradientAccumulationPlugin, set_seed
-    from transformers import get_cosine_schedule_with_warmup
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    # several processes without CUDA (torchrun on CPU, gloo): accelerate needs cpu=True to
-    # see them, else every process trains alone
-    cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    state = PartialState(cpu=cpu)
-    world, rank, main = state.num_processes, state.process_index, state.is_main_process
-    if not main:  # only rank 0 logs
-        logging.getLogger("tf_tools").setLevel(logging.ERROR)
-        hf_logging.set_verbosity_error()
+    procs = setup.start_processes()
     run = RunFolder(cfg.output)
     mode = run.status(cfg.resume, cfg.overwrite)
+    tokenizer = setup.load_tokenizer(cfg.model)
+    samples, stats = _load_samples(records, tokenizer, cfg, where)
+    ident = identity(cfg, cfg.model, fingerprint(samples), len(samples))
+    finished = _finished_run(run, ident) if mode == "resume" else None
+    if finished is not None:
+        console.log.warning("%s already finished; its manifest follows", cfg.output)
+        return finished
+    _claim_folder(run, mode, ident, procs)
+    schedule = Schedule.of(cfg, [len(s) for s in samples], procs.num_processes)
+    prepared = setup.prepare(cfg, schedule)
+    pos = _restore(run, mode, prepared.accelerator, schedule, procs.is_main_process)
+    resolved = _resolved(cfg, schedule, prepared, tokenizer)
+    _announce(cfg, len(samples), schedule, resolved)
+    last = _run_steps(cfg, schedule, prepared, samples, tokenizer, run, pos, on_step,
+                      procs.process_index)
+    return _finish(cfg, run, prepared, tokenizer, last, pos, stats, len(samples), schedule,
+                   resolved, ident["data"])
 
-    tokenizer = _load_tokenizer(cfg.model)
+
+def _load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: TrainConfig,
+                  where: Callable[[], str]) -> tuple[list[Sample], LoadStats]:
+    """Every record tokenised; the skipped ones reported; no sample left is an error."""
     skipped: list[str] = []
     samples, stats = load_samples(records, tokenizer, cfg.data(), where, cfg.keep_going,
                                   skipped.append)
     _report_skips(skipped, stats, cfg)
     if not samples:
         raise TfError("no training samples" + (" left" if stats.read else " in the input"))
-    ident = identity(cfg, cfg.model, fingerprint(samples), len(samples))
-    if mode == "resume":
-        run.check_same_run(ident)
-        finished = run.read_manifest()
-        if finished is not None:
-            console.log.warning("%s already finished; its manifest follows", cfg.output)
-            return finished
-    state.wait_for_everyone()
-    if main:
+    return samples, stats
+
+
+def _finished_run(run: RunFolder, ident: dict[str, Any]) -> dict[str, Any] | None:
+    """On --resume: the folder must hold this run; its manifest when it has finished."""
+    run.check_same_run(ident)
+    return run.read_manifest()
+
+
+def _claim_folder(run: RunFolder, mode: str, ident: dict[str, Any], procs: Any) -> None:
+    """The main process clears (--overwrite) or creates the folder and writes the identity."""
+    procs.wait_for_everyone()
+    if procs.is_main_process:
         if mode == "overwrite":
             run.clear()
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_identity(ident)
-    state.wait_for_everyone()
+    procs.wait_for_everyone()
 
-    accum = max(1, math.ceil(cfg.global_batch_size / (cfg.micro_batch_size * world)))
-    n_micro = accum * world
-    lengths = [len(s) for s in samples]
-    steps_per_epoch = len(plan_epoch(lengths, 0, cfg.seed, cfg.global_batch_size, n_micro,
-                                     cfg.group_by_length))
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    warmup = math.ceil(cfg.warmup_ratio * total_steps)
 
-    # the accumulation steps follow from --global-batch-size; a plugin (not the plain
-    # argument) keeps ACCELERATE_GRADIENT_ACCUMULATION_STEPS from overriding them
-    accelerator = Accelerator(cpu=cpu, mixed_precision=_precision(cfg.precision),
-                              gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=accum),
-                              step_scheduler_with_optimizer=False)
-    kind = str(accelerator.distributed_type).split(".")[-1]
-    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and kind != "FSDP":
-        # accelerate (1.15) shards with FSDP on accelerators only; on CPUs it runs DDP
-        console.warn(f"the accelerate config asks for FSDP, but accelerate runs FSDP on GPUs "
-                     f"only: this run is {kind} (every process holds the whole model)")
-    ds = getattr(accelerator.state, "deepspeed_plugin", None)
-    if ds is not None:  # DeepSpeed wants these in its config before prepare()
-        ds.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.micro_batch_size
-        ds.deepspeed_config["gradient_accumulation_steps"] = accum
-        if ds.deepspeed_config.get("gradient_clipping", "auto") == "auto":
-            ds.deepspeed_config["gradient_clipping"] = cfg.max_grad_norm
-    set_seed(cfg.seed)
-    model = _load_model(cfg)  # after Accelerator: ZeRO-3 partitions while loading
-    attn = getattr(model.config, "_attn_implementation", None) or "sdpa"
-    # packed rows under sdpa: attention per sample (no 4D mask over the row, no padding)
-    varlen = cfg.packing and attn == "sdpa" and attention.use_varlen(model)
-    optimizer = _optimizer(model, cfg)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if accelerator.gradient_accumulation_steps != accum:
-        raise UsageError(f"the accelerate/DeepSpeed config sets gradient_accumulation_steps="
-                         f"{accelerator.gradient_accumulation_steps}; tf-train derives it from "
-                         f"--global-batch-size ({accum} here)",
-                         hint="remove gradient_accumulation_steps from the config (or set it to auto)")
-    accelerator.register_for_checkpointing(scheduler)
-    model.train()
-
-    start_step, resumed_from = 0, None
-    totals: dict[str, Any] = {"tokens": 0, "trained_tokens": 0, "slots": 0, "seconds": 0.0}
+def _restore(run: RunFolder, mode: str, accelerator: Any, schedule: Schedule,
+             main: bool) -> _Position:
+    """The newest checkpoint's state on --resume (else step 0); the loss log cut to match."""
+    pos = _Position()
     latest = run.latest() if mode == "resume" else None
     if latest is not None:
         accelerator.load_state(str(latest))
         saved = run.read_state(latest)
-        start_step = int(saved["step"])
-        totals = {k: saved[k] for k in totals}
-        resumed_from = str(latest)
-        console.info(f"resuming from {latest} (step {start_step} of {total_steps})")
+        pos = _Position(int(saved["step"]), {k: saved[k] for k in pos.totals}, str(latest))
+        console.info(f"resuming from {latest} (step {pos.step} of {schedule.total_steps})")
     if main:
-        run.trim_loss_log(start_step)  # a fresh run starts an empty log
+        run.trim_loss_log(pos.step)  # a fresh run starts an empty log
+    return pos
 
-    resolved = {
-        "world_size": world, "micro_batches_per_step": n_micro,
-        "gradient_accumulation_steps": accum, "steps_per_epoch": steps_per_epoch,
-        "total_steps": total_steps, "warmup_steps": warmup,
+
+def _resolved(cfg: TrainConfig, schedule: Schedule, prepared: Prepared,
+              tokenizer: Any) -> dict[str, Any]:
+    """What the run resolved from its settings and the machine (the manifest's config)."""
+    attn, accelerator = prepared.attn, prepared.accelerator
+    return {
+        "world_size": schedule.world, "micro_batches_per_step": schedule.n_micro,
+        "gradient_accumulation_steps": schedule.accum,
+        "steps_per_epoch": schedule.steps_per_epoch,
+        "total_steps": schedule.total_steps, "warmup_steps": schedule.warmup,
         "mixed_precision": accelerator.mixed_precision, "attn_implementation": attn,
-        "distributed_type": kind,
-        "device": str(accelerator.device), "pad_token_id": _pad_id(tokenizer),
-        "packed_attention": (None if not cfg.packing else "per-sample sdpa (varlen)" if varlen
-                             else "position ids" if "flash" in attn else "4D block mask"),
+        "distributed_type": prepared.distributed_type,
+        "device": str(accelerator.device), "pad_token_id": setup.pad_id(tokenizer),
+        "packed_attention": (None if not cfg.packing else "per-sample sdpa (varlen)"
+                             if prepared.varlen else "position ids" if "flash" in attn
+                             else "4D block mask"),
     }
-    console.info(f"{len(samples)} samples, {total_steps} steps ({steps_per_epoch} per epoch), "
-                 f"{world} process(es), {accum} micro-batch(es) of <= {cfg.micro_batch_size} per "
-                 f"step and process, {resolved['mixed_precision']}, attention {attn}"
+
+
+def _announce(cfg: TrainConfig, n_samples: int, schedule: Schedule,
+              resolved: dict[str, Any]) -> None:
+    console.info(f"{n_samples} samples, {schedule.total_steps} steps "
+                 f"({schedule.steps_per_epoch} per epoch), {schedule.world} process(es), "
+                 f"{schedule.accum} micro-batch(es) of <= {cfg.micro_batch_size} per step and "
+                 f"process, {resolved['mixed_precision']}, attention "
+                 f"{resolved['attn_implementation']}"
                  + (f", packed: {resolved['packed_attention']}" if cfg.packing else ""))
 
-    loop = _Loop(cfg, accelerator, model, optimizer, scheduler, samples, tokenizer,
-                 attention.VARLEN if varlen else attn, rank, world, n_micro)
+
+def _run_steps(cfg: TrainConfig, schedule: Schedule, prepared: Prepared, samples: list[Sample],
+               tokenizer: Any, run: RunFolder, pos: _Position,
+               on_step: Callable[[StepInfo], None] | None, rank: int) -> StepInfo | None:
+    """The optimizer steps from ``pos.step`` on; the last one's report (None if none ran)."""
+    step_once = _OptimizerStep(cfg, prepared, samples, setup.pad_id(tokenizer), rank,
+                               schedule.world)
+    lengths = [len(s) for s in samples]
+
+    @functools.lru_cache(maxsize=1)
+    def plan(epoch: int) -> list[list[list[int]]]:
+        return plan_epoch(lengths, epoch, cfg.seed, cfg.global_batch_size, schedule.n_micro,
+                          cfg.group_by_length)
+
     last: StepInfo | None = None
-    log = open(run.loss_log, "a", encoding="utf-8") if main else None  # noqa: SIM115
-    stop = _StopOnSignal(accelerator)
+    log = open(run.loss_log, "a", encoding="utf-8") if rank == 0 else None  # noqa: SIM115
+    stop = _StopOnSignal(prepared.accelerator)
     try:
-        plan: list[list[list[int]]] = []
-        plan_epoch_no = -1
-        for step in range(start_step, total_steps):
-            epoch, index = divmod(step, steps_per_epoch)
-            if epoch != plan_epoch_no:
-                plan = plan_epoch(lengths, epoch, cfg.seed, cfg.global_batch_size, n_micro,
-                                  cfg.group_by_length)
-                plan_epoch_no = epoch
+        for step in range(pos.step, schedule.total_steps):
+            epoch, index = divmod(step, schedule.steps_per_epoch)
             t0 = time.perf_counter()
-            loss, lr, grad_norm, n_tok, n_trained, n_slots = loop.step(plan[index])
-            totals["seconds"] += time.perf_counter() - t0
-            totals["tokens"] += n_tok
-            totals["trained_tokens"] += n_trained
-            totals["slots"] += n_slots
-            last = StepInfo(step + 1, round((step + 1) / steps_per_epoch, 4), loss, lr,
-                            grad_norm, totals["tokens"], totals["trained_tokens"],
-                            totals["slots"], totals["seconds"], total_steps)
+            loss, lr, grad_norm, counts = step_once(plan(epoch)[index])
+            pos.totals["seconds"] += time.perf_counter() - t0
+            for key, n in counts.items():
+                pos.totals[key] += n
+            pos.step = step + 1
+            last = StepInfo(pos.step, round(pos.step / schedule.steps_per_epoch, 4), loss, lr,
+                            grad_norm, **pos.totals, total_steps=schedule.total_steps)
             if log is not None:
                 log.write(json.dumps(last.record()) + "\n")
                 log.flush()
             if on_step is not None:
                 on_step(last)
-            more = step + 1 < total_steps  # the last step ends in final/, not a checkpoint
-            stopping = more and stop.requested()
-            if more and (stopping or (step + 1) % cfg.save_steps == 0):
-                path = run.save_checkpoint(accelerator, step + 1, {"step": step + 1, **totals},
-                                           cfg.save_total_limit)
-            if stopping:
-                raise Interrupted(
-                    f"stopped by {stop.name} after step {step + 1} of {total_steps}; "
-                    f"checkpoint {path}", hint="run the same command with --resume to go on")
+            _checkpoint_or_stop(cfg, schedule, prepared, run, pos, stop)
     finally:
         stop.restore()
         if log is not None:
             log.close()
+    return last
 
+
+def _checkpoint_or_stop(cfg: TrainConfig, schedule: Schedule, prepared: Prepared,
+                        run: RunFolder, pos: _Position, stop: _StopOnSignal) -> None:
+    """A checkpoint every --save-steps steps, or now and a stop when a signal asked for one."""
+    if pos.step >= schedule.total_steps:  # the last step ends in final/, not a checkpoint
+        return
+    stopping = stop.requested()  # every process, every step: an all-reduce
+    if stopping or pos.step % cfg.save_steps == 0:
+        path = run.save_checkpoint(prepared.accelerator, pos.step,
+                                   {"step": pos.step, **pos.totals}, cfg.save_total_limit)
+    if stopping:
+        raise Interrupted(
+            f"stopped by {stop.name} after step {pos.step} of {schedule.total_steps}; "
+            f"checkpoint {path}", hint="run the same command with --resume to go on")
+
+
+def _finish(cfg: TrainConfig, run: RunFolder, prepared: Prepared, tokenizer: Any,
+            last: StepInfo | None, pos: _Position, stats: LoadStats, n_samples: int,
+            schedule: Schedule, resolved: dict[str, Any], data: str) -> dict[str, Any]:
+    """Save final/ and write the manifest (main process); returns the manifest."""
+    import torch
+
+    accelerator, model = prepared.accelerator, prepared.model
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     attention.use_sdpa(accelerator.unwrap_model(model))  # the saved model names plain sdpa
-    run.save_final(accelerator, model, tokenizer, _student_dtype(cfg.model, cfg.save_dtype))
-    manifest = _manifest(cfg, run, last, totals, stats, len(samples), total_steps, resolved,
-                         resumed_from, ident["data"])
+    run.save_final(accelerator, model, tokenizer, setup.student_dtype(cfg.model, cfg.save_dtype))
+    manifest = _manifest(cfg, run, last, pos, stats, n_samples, schedule.total_steps, resolved,
+                         data)
     if peak is not None:
         manifest["peak_gpu_memory_gib"] = round(peak, 3)
-    if main:
+    if accelerator.is_main_process:
         run.write_manifest(manifest)
     accelerator.end_training()
     return manifest
@@ -360,28 +306,20 @@ class _StopOnSignal:
         self._old.clear()
 
 
-def _pad_id(tokenizer: Any) -> int:
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if tid is not None:
-            return int(tid)
-    return 0
-
-
-class _Loop:
+class _OptimizerStep:
     """One optimizer step over a planned global batch (this process's micro-batches)."""
 
-    def __init__(self, cfg: TrainConfig, accelerator: Any, model: Any, optimizer: Any,
-                 scheduler: Any, samples: list[Sample], tokenizer: Any, attn: str, rank: int,
-                 world: int, n_micro: int) -> None:
-        self.cfg, self.accelerator, self.model = cfg, accelerator, model
-        self.optimizer, self.scheduler, self.samples = optimizer, scheduler, samples
-        self.pad_id = _pad_id(tokenizer)
+    def __init__(self, cfg: TrainConfig, prepared: Prepared, samples: list[Sample], pad_id: int,
+                 rank: int, world: int) -> None:
+        self.cfg, self.samples, self.pad_id = cfg, samples, pad_id
+        self.accelerator, self.model = prepared.accelerator, prepared.model
+        self.optimizer, self.scheduler = prepared.optimizer, prepared.scheduler
         self.capacity = cfg.pack_length or cfg.max_length
-        self.attn, self.rank, self.world, self.n_micro = attn, rank, world, n_micro
-        self.keep_logits = supports_logits_to_keep(accelerator.unwrap_model(model))
+        self.attn, self.rank, self.world = prepared.step_attn, rank, world
+        self.keep_logits = supports_logits_to_keep(self.accelerator.unwrap_model(self.model))
 
-    def step(self, planned: list[list[int]]) -> tuple[float, float, float | None, int, int, int]:
-        """(loss, lr, grad norm, tokens, trained tokens, slots) of the step, all processes."""
+    def __call__(self, planned: list[list[int]]) -> tuple[float, float, float | None, dict[str, int]]:
+        """(loss, lr, grad norm, {tokens, trained_tokens, slots}) of the step, all processes."""
         import torch
 
         acc = self.accelerator
@@ -412,7 +350,8 @@ class _Loop:
         self.optimizer.zero_grad(set_to_none=True)
         totals = acc.reduce(torch.stack([loss_sum, torch.tensor(float(slots), dtype=torch.float64,
                                                                 device=acc.device)]), "sum")
-        return (float(totals[0]) / n_trained, lr, grad_norm, n_tokens, n_trained, int(totals[1]))
+        counts = {"tokens": n_tokens, "trained_tokens": n_trained, "slots": int(totals[1])}
+        return float(totals[0]) / n_trained, lr, grad_norm, counts
 
 
 #: more than this share of the samples read skipped: a warning with what to do
@@ -449,10 +388,10 @@ def _report_skips(skipped: list[str], stats: LoadStats, cfg: TrainConfig) -> Non
         console.log.warning("hint: %s", hint)
 
 
-def _manifest(cfg: TrainConfig, run: RunFolder, last: StepInfo | None, totals: dict[str, Any],
+def _manifest(cfg: TrainConfig, run: RunFolder, last: StepInfo | None, pos: _Position,
               stats: LoadStats, n_samples: int, total_steps: int, resolved: dict[str, Any],
-              resumed_from: str | None, data: str) -> dict[str, Any]:
-    seconds = totals["seconds"]
+              data: str) -> dict[str, Any]:
+    totals, seconds = pos.totals, pos.totals["seconds"]
     return {
         "run": str(run.path), "final": str(run.final), "loss_log": str(run.loss_log),
         "model": cfg.model, "steps": last.step if last else total_steps,
@@ -467,6 +406,6 @@ def _manifest(cfg: TrainConfig, run: RunFolder, last: StepInfo | None, totals: d
         "final_loss": round(last.loss, 6) if last else None,
         "train_seconds": round(seconds, 3),
         "tokens_per_s": round(totals["tokens"] / seconds, 1) if seconds else None,
-        "resumed_from": resumed_from, "data_fingerprint": data,
+        "resumed_from": pos.resumed_from, "data_fingerprint": data,
         "config": {**asdict(cfg), **resolved}, "version": __version__,
     }
