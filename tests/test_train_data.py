@@ -184,8 +184,7 @@ def test_kept_and_skipped_samples_are_counted_by_kind_and_k(tok):
 def test_the_skip_summary_warns_above_one_percent_only():
     import logging
 
-    from tf_tools.training.config import TrainConfig
-    from tf_tools.training.loop import _report_skips
+    from tf_tools.training.data import report_skips
 
     lines: list[str] = []
     handler = logging.Handler()
@@ -194,20 +193,19 @@ def test_the_skip_summary_warns_above_one_percent_only():
     log.addHandler(handler)
     level = log.level
     log.setLevel(logging.WARNING)
-    cfg = TrainConfig(model="m", output="o", max_length=512)
     try:
-        _report_skips([], LoadStats(read=200, kept=198, too_long=2,
-                                    skipped_by={"fused": {"3": 2}}), cfg)
+        report_skips([], LoadStats(read=200, kept=198, too_long=2,
+                                   skipped_by={"fused": {"3": 2}}), 512)
         assert lines == ["warning: skipped 2 of 200 samples (1.0%): 2 longer than --max-length "
                          "512 tokens (never cut); by kind and k: fused k=3: 2"]
         lines.clear()
-        _report_skips([], LoadStats(read=200, kept=197, too_long=3,
-                                    skipped_by={"fused": {"3": 2}, "rft": {"0": 1}}), cfg)
+        report_skips([], LoadStats(read=200, kept=197, too_long=3,
+                                   skipped_by={"fused": {"3": 2}, "rft": {"0": 1}}), 512)
         assert "by kind and k: fused k=3: 2; rft k=0: 1" in lines[0]
         assert "more than 1% of the training samples are skipped" in lines[1]
         assert lines[2].startswith("hint: pass the training length to tf-fuse --max-tokens")
         lines.clear()
-        _report_skips([], LoadStats(read=200, kept=200), cfg)
+        report_skips([], LoadStats(read=200, kept=200), 512)
         assert lines == []
     finally:
         log.removeHandler(handler)

@@ -14,7 +14,8 @@
   and k, so a caller can say which samples were lost. A bad record is any exception raised
   while tokenising it (a check below, the chat template, the tokenizer): it goes through
   ``records.record_failed``, which stops with its file and line or, with ``keep_going``,
-  lets it be skipped and counted. ``fingerprint``: a hash of what training sees.
+  lets it be skipped and counted; ``report_skips`` warns about what was skipped.
+  ``fingerprint``: a hash of what training sees.
 
 It does not load the tokenizer (the caller passes one), does not cut long samples (they
 are reported and skipped), does not batch (``batches.py``) and does not touch the model
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tf_tools import console
 from tf_tools.errors import InputError
 from tf_tools.records import TF_KEY, is_failed, record_failed
 
@@ -279,6 +281,43 @@ def load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: DataCon
         stats.longest_answer_tokens = max(stats.longest_answer_tokens, s.answer_tokens)
     stats.kept = len(samples)
     return samples, stats
+
+
+#: more than this share of the samples read skipped: a warning with what to do
+SKIP_WARN_FRACTION = 0.01
+
+
+def _describe(table: dict[str, dict[str, int]]) -> str:
+    """``fused k=3: 2, k=2: 1; rft k=0: 1``."""
+    return "; ".join(f"{kind} " + ", ".join(f"k={k}: {n}" for k, n in by_k.items())
+                     for kind, by_k in by_kind_and_k(table).items())
+
+
+def report_skips(skipped: list[str], stats: LoadStats, max_length: int) -> None:
+    """Warn about the skipped samples: the first lines of ``skipped``, then the counts by
+    reason, kind and k, and what to do when more than ``SKIP_WARN_FRACTION`` were lost."""
+    for line in skipped[:10]:
+        console.warn(line)
+    if len(skipped) > 10:
+        console.warn(f"... and {len(skipped) - 10} more")
+    if not stats.skipped:
+        return
+    why = [f"{n} {what}" for n, what in (
+        (stats.too_long, f"longer than --max-length {max_length} tokens (never cut)"),
+        (stats.bad, "bad"), (stats.empty, "with no trained token left")) if n]
+    share = stats.skipped_fraction
+    console.warn(f"skipped {stats.skipped} of {stats.read} samples "
+                 f"({f'{100 * share:.1f}%' if share >= 0.001 else '<0.1%'}): {', '.join(why)}; "
+                 "by kind and k: "
+                 f"{_describe(stats.skipped_by)}")
+    if share > SKIP_WARN_FRACTION:
+        console.warn(f"more than {SKIP_WARN_FRACTION:.0%} of the training samples are skipped: "
+                     "the student does not train on the data it was given")
+        hint = ("pass the training length to tf-fuse --max-tokens so wrong segments are trimmed "
+                "instead of whole samples dropped, or raise --max-length") if stats.too_long else (
+                "see the lines above for the records skipped and why")
+        console.log.warning("hint: %s", hint)
+
 
 
 def fingerprint(samples: Sequence[Sample]) -> str:

@@ -42,7 +42,14 @@ from tf_tools.training import attention, setup
 from tf_tools.training.batches import collate, plan_epoch, rank_share
 from tf_tools.training.checkpoints import RunFolder
 from tf_tools.training.config import TrainConfig, identity
-from tf_tools.training.data import LoadStats, Sample, by_kind_and_k, fingerprint, load_samples
+from tf_tools.training.data import (
+    LoadStats,
+    Sample,
+    by_kind_and_k,
+    fingerprint,
+    load_samples,
+    report_skips,
+)
 from tf_tools.training.loss import forward_losses, supports_logits_to_keep
 from tf_tools.training.setup import Prepared, Schedule
 
@@ -131,7 +138,7 @@ def _load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: TrainC
     skipped: list[str] = []
     samples, stats = load_samples(records, tokenizer, cfg.data(), where, cfg.keep_going,
                                   skipped.append)
-    _report_skips(skipped, stats, cfg)
+    report_skips(skipped, stats, cfg.max_length)
     if not samples:
         raise TfError("no training samples" + (" left" if stats.read else " in the input"))
     return samples, stats
@@ -352,40 +359,6 @@ class _OptimizerStep:
                                                                 device=acc.device)]), "sum")
         counts = {"tokens": n_tokens, "trained_tokens": n_trained, "slots": int(totals[1])}
         return float(totals[0]) / n_trained, lr, grad_norm, counts
-
-
-#: more than this share of the samples read skipped: a warning with what to do
-SKIP_WARN_FRACTION = 0.01
-
-
-def _describe(table: dict[str, dict[str, int]]) -> str:
-    """``fused k=3: 2, k=2: 1; rft k=0: 1``."""
-    return "; ".join(f"{kind} " + ", ".join(f"k={k}: {n}" for k, n in by_k.items())
-                     for kind, by_k in by_kind_and_k(table).items())
-
-
-def _report_skips(skipped: list[str], stats: LoadStats, cfg: TrainConfig) -> None:
-    for line in skipped[:10]:
-        console.warn(line)
-    if len(skipped) > 10:
-        console.warn(f"... and {len(skipped) - 10} more")
-    if not stats.skipped:
-        return
-    why = [f"{n} {what}" for n, what in (
-        (stats.too_long, f"longer than --max-length {cfg.max_length} tokens (never cut)"),
-        (stats.bad, "bad"), (stats.empty, "with no trained token left")) if n]
-    share = stats.skipped_fraction
-    console.warn(f"skipped {stats.skipped} of {stats.read} samples "
-                 f"({f'{100 * share:.1f}%' if share >= 0.001 else '<0.1%'}): {', '.join(why)}; "
-                 "by kind and k: "
-                 f"{_describe(stats.skipped_by)}")
-    if share > SKIP_WARN_FRACTION:
-        console.warn(f"more than {SKIP_WARN_FRACTION:.0%} of the training samples are skipped: "
-                     "the student does not train on the data it was given")
-        hint = ("pass the training length to tf-fuse --max-tokens so wrong segments are trimmed "
-                "instead of whole samples dropped, or raise --max-length") if stats.too_long else (
-                "see the lines above for the records skipped and why")
-        console.log.warning("hint: %s", hint)
 
 
 def _manifest(cfg: TrainConfig, run: RunFolder, last: StepInfo | None, pos: _Position,
