@@ -180,13 +180,30 @@ def pack_batch(samples: Sequence[Sample], pad_id: int, capacity: int,
         rows = pack_rows([len(s) for s in samples], capacity)
         if all(len(row) == 1 for row in rows):
             return pad_batch(samples, pad_id)  # nothing shares a row: no 4D mask needed
+    ids, labels, pos, index, seq = _lay_out(samples, rows, pad_id)
+    if varlen:
+        lengths = [len(s) for s in samples]
+        cu = torch.from_numpy(np.cumsum([0, *lengths]).astype(np.int32))
+        return Batch(torch.from_numpy(ids), torch.from_numpy(labels), None, torch.from_numpy(pos),
+                     torch.from_numpy(index), sum(lengths), ids.size, cu, max(lengths))
+    flash = "flash" in attn_implementation
+    mask = None if flash else _block_mask(seq, attn_implementation)
+    return Batch(torch.from_numpy(ids), torch.from_numpy(labels), mask, torch.from_numpy(pos),
+                 torch.from_numpy(index), sum(len(s) for s in samples), ids.size)
+
+
+def _lay_out(samples: Sequence[Sample], rows: list[list[int]],
+             pad_id: int) -> tuple[np.ndarray, ...]:
+    """The samples laid out back to back in their rows: ids, labels, position ids (restarting
+    per sample, running on through the padding), sample index (-1 pad) and block id within
+    the row (-1 pad)."""
     width = max(sum(len(samples[i]) for i in row) for row in rows)
     n_rows = len(rows)
     ids = np.full((n_rows, width), pad_id, dtype=np.int64)
     labels = np.full((n_rows, width), -100, dtype=np.int64)
     pos = np.zeros((n_rows, width), dtype=np.int64)
     index = np.full((n_rows, width), -1, dtype=np.int64)
-    seq = np.full((n_rows, width), -1, dtype=np.int64)  # block id within the row
+    seq = np.full((n_rows, width), -1, dtype=np.int64)
     for r, row in enumerate(rows):
         at = 0
         for b, i in enumerate(row):
@@ -199,25 +216,25 @@ def pack_batch(samples: Sequence[Sample], pad_id: int, capacity: int,
             seq[r, at: at + n] = b
             at += n
         pos[r, at:] = np.arange(width - at)
-    if varlen:
-        lengths = [len(s) for s in samples]
-        cu = torch.from_numpy(np.cumsum([0, *lengths]).astype(np.int32))
-        return Batch(torch.from_numpy(ids), torch.from_numpy(labels), None, torch.from_numpy(pos),
-                     torch.from_numpy(index), sum(lengths), ids.size, cu, max(lengths))
-    flash = "flash" in attn_implementation
-    mask: Any = None
-    if not flash:
-        seq_t = torch.from_numpy(seq)
-        same = seq_t[:, :, None] == seq_t[:, None, :]
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
-        real = (seq_t >= 0)[:, :, None]
-        diag = torch.eye(width, dtype=torch.bool)
-        mask = ((same & causal & real) | (diag & ~real))[:, None]
-        if attn_implementation == "eager":
-            mask = torch.zeros(mask.shape, dtype=torch.float32).masked_fill(
-                ~mask, torch.finfo(torch.float32).min)
-    return Batch(torch.from_numpy(ids), torch.from_numpy(labels), mask, torch.from_numpy(pos),
-                 torch.from_numpy(index), sum(len(s) for s in samples), ids.size)
+    return ids, labels, pos, index, seq
+
+
+def _block_mask(seq: np.ndarray, attn_implementation: str) -> Any:
+    """(rows, 1, width, width): causal within a block, nothing across blocks, padding to itself
+    only; bool, or additive float for eager."""
+    import torch
+
+    width = seq.shape[1]
+    seq_t = torch.from_numpy(seq)
+    same = seq_t[:, :, None] == seq_t[:, None, :]
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    real = (seq_t >= 0)[:, :, None]
+    diag = torch.eye(width, dtype=torch.bool)
+    mask = ((same & causal & real) | (diag & ~real))[:, None]
+    if attn_implementation == "eager":
+        mask = torch.zeros(mask.shape, dtype=torch.float32).masked_fill(
+            ~mask, torch.finfo(torch.float32).min)
+    return mask
 
 
 def collate(samples: Sequence[Sample], pad_id: int, packing: bool, capacity: int,
