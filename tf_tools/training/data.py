@@ -13,7 +13,7 @@
   nothing trained left) and count kept and skipped samples by kind (fused / rft / other)
   and k, so a caller can say which samples were lost. A bad record is any exception raised
   while tokenising it (a check below, the chat template, the tokenizer): it goes through
-  ``records.record_failed``, which stops with its file and line or, with ``keep_going``,
+  ``schema.record_failed``, which stops with its file and line or, with ``keep_going``,
   lets it be skipped and counted; ``report_skips`` warns about what was skipped.
   ``fingerprint``: a hash of what training sees.
 
@@ -33,10 +33,8 @@ import numpy as np
 
 from tf_tools import console
 from tf_tools.errors import InputError
-from tf_tools.records import TF_KEY, is_failed, record_failed
+from tf_tools.schema import SEGMENT_KINDS, TF_KEY, failed_by, is_int, record_failed
 
-SEGMENT_KINDS = ("incorrect", "reflection", "correct")
-ROLES_PROMPT = ("system", "user", "tool", "developer")
 SAMPLE_KINDS = ("fused", "rft")  # tf-fuse's ``kind``; anything else counts as "other"
 STEP = "train"  # _tf.error.step of the records tf-train could not use
 
@@ -91,8 +89,7 @@ def check_record(rec: dict[str, Any], cfg: DataConfig) -> tuple[list[dict[str, s
         raise InputError(f"'{cfg.segments_key}' must be a list of {{kind, start, end}} objects")
     last = next(m for m in reversed(messages) if m["role"] == "assistant")["content"]
     for s in segments:
-        if not (isinstance(s, dict) and isinstance(s.get("start"), int)
-                and isinstance(s.get("end"), int) and not isinstance(s.get("start"), bool)):
+        if not (isinstance(s, dict) and is_int(s.get("start")) and isinstance(s.get("end"), int)):
             raise InputError(f"segment {s!r} is not a {{kind, start, end}} object with integer offsets")
         if s.get("kind") not in SEGMENT_KINDS:
             raise InputError(f"segment kind {s.get('kind')!r} is not one of {', '.join(SEGMENT_KINDS)}")
@@ -191,7 +188,7 @@ def kind_and_k(rec: Any) -> tuple[str, str]:
     kind = rec.get("kind") if isinstance(rec, dict) else None
     k = rec.get("k") if isinstance(rec, dict) else None
     return (kind if kind in SAMPLE_KINDS else "other",
-            str(k) if isinstance(k, int) and not isinstance(k, bool) else "none")
+            str(k) if is_int(k) else "none")
 
 
 def _count(table: dict[str, dict[str, int]], rec: Any) -> None:
@@ -231,11 +228,6 @@ class LoadStats:
         return self.skipped / self.read if self.read else 0.0
 
 
-def _failed_here(rec: Any) -> bool:
-    """Marked failed by tf-train (its reader, or ``record_failed`` below), not upstream."""
-    return is_failed(rec) and rec[TF_KEY]["error"].get("step") == STEP
-
-
 def load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: DataConfig,
                  where: Callable[[], str] = lambda: "", keep_going: bool = False,
                  on_skip: Callable[[str], None] | None = None) -> tuple[list[Sample], LoadStats]:
@@ -245,19 +237,19 @@ def load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: DataCon
     A bad record (any exception while tokenising it, or a line the reader could not parse
     under ``keep_going``: marked failed by step ``train``) stops with an ``InputError``
     naming its line, or with ``keep_going`` is reported and skipped
-    (``records.record_failed``). ``stats`` counts kept and skipped samples by kind and k.
+    (``schema.record_failed``). ``stats`` counts kept and skipped samples by kind and k.
     """
     samples: list[Sample] = []
     stats = LoadStats()
     for rec in records:
         stats.read += 1
         at = where()
-        if not _failed_here(rec):
+        if not failed_by(rec, STEP):
             try:
                 s = tokenize_record(rec, tokenizer, cfg, at)
             except Exception as exc:  # noqa: BLE001 - record_failed tells what stops the run
                 rec = record_failed(rec, STEP, exc, keep_going=keep_going, where=at)
-        if _failed_here(rec):
+        if failed_by(rec, STEP):
             stats.bad += 1
             _count(stats.skipped_by, rec)
             if on_skip:
