@@ -2,8 +2,9 @@
 
 - ``start_processes``: accelerate's process state (several CPU processes under torchrun
   included); processes other than rank 0 log errors only.
-- ``load_tokenizer``: the student's tokenizer, checked for what training needs (fast, with
-  a chat template); ``pad_id``: the id that pads rows.
+- ``load_tokenizer``: the student's tokenizer (``models.load_tokenizer``, the project's one
+  loader), checked for what training needs (fast, with a chat template); ``pad_id``: the id
+  that pads rows.
 - ``Schedule.of``: the step counts a run derives from its config, its samples' lengths and
   the number of processes (gradient accumulation, steps per epoch, total and warmup steps).
 - ``prepare``: the ``Accelerator`` (mixed precision, gradient accumulation from
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tf_tools import console
+from tf_tools import console, models
 from tf_tools.errors import TfError, UsageError
 from tf_tools.training import attention
 from tf_tools.training.batches import plan_epoch
@@ -56,10 +57,8 @@ def start_processes() -> Any:
 
 def load_tokenizer(path: str) -> Any:
     """The student's tokenizer: it must load, be fast (offset mapping) and hold a chat template."""
-    from transformers import AutoTokenizer
-
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = models.load_tokenizer(path)
     except (OSError, ValueError) as exc:
         raise TfError(f"transformers could not load the tokenizer of {path}: {exc}".splitlines()[0]) from exc
     if not getattr(tok, "chat_template", None):
