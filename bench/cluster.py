@@ -43,15 +43,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from tf_tools.answers.forms import fast_decision, form_of, forms_differ  # noqa: E402
+from tf_tools.answers.values import latexify  # noqa: E402
 from tf_tools.clustering import (  # noqa: E402
     ClusterConfig,
     ClusterStats,
     Equivalence,
     cluster_answers,
-    fast_decision,
-    form_of,
-    forms_differ,
-    latexify,
 )
 from tf_tools.records import group_by_id, read_jsonl_file  # noqa: E402
 from tf_tools.schema import is_fusable  # noqa: E402
@@ -141,7 +139,7 @@ class Naive:
     """Every pair, the same pairwise rule, connected components; a pool of the same size."""
 
     def __init__(self, cfg: ClusterConfig) -> None:
-        from tf_tools.grading.pool import VerifyPool
+        from tf_tools.answers.pool import VerifyPool
 
         self.cfg = cfg
         self.pool = VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb)
@@ -204,7 +202,7 @@ def describe(name: str, values: list[int]) -> str:
 
 def audit_shortcuts(work, cfg: ClusterConfig) -> None:
     """math-verify on every pair of representatives the value/form shortcut told apart."""
-    from tf_tools.grading.pool import VerifyPool
+    from tf_tools.answers.pool import VerifyPool
 
     pairs = []
     for _pid, preds, _idx in work:

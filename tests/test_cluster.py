@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tf_tools.answers.forms import fast_decision, form_of, forms_differ
+from tf_tools.answers.values import constant_value, latexify
 from tf_tools.cli.cluster import app
 from tf_tools.clustering import (
     ClusterConfig,
@@ -18,11 +20,6 @@ from tf_tools.clustering import (
     Equivalence,
     cluster_answers,
     cluster_records,
-    constant_value,
-    fast_decision,
-    form_of,
-    forms_differ,
-    latexify,
 )
 from tf_tools.errors import InputError
 from tf_tools.grading.grader import GradeConfig, grade_records

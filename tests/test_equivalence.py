@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tf_tools.grading.equivalence import fast_equal, normalize, to_number
-from tf_tools.grading.worker import verify_task
+from tf_tools.answers.equivalence import fast_equal, normalize, to_number
+from tf_tools.answers.worker import verify_task
 
 
 def equal(gold: str, pred: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tf_tools.grading.extract import (
+from tf_tools.answers.extract import (
     ExtractOptions,
     extract_answer,
     extract_letter,

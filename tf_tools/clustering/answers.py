@@ -7,28 +7,28 @@ A candidate answer (in sample order) is placed by, in turn:
 2. one representative per existing cluster: two different exact numbers are different
    without a call; otherwise ``fast_equal`` (both ways round); a pair it cannot decide is
    told apart by its *form* when it can be (two constants with different values,
-   ``values.py``, or plain words against a constant), and only the rest goes to
+   ``answers/values.py``, or plain words against a constant), and only the rest goes to
 3. math-verify, in the killable ``VerifyPool`` (never SymPy in this process), after checking
    once per answer that math-verify can read it at all (one it cannot read equals nothing
    through math-verify, so its pairs need no call). Pair results are cached for the run. A
    comparison that times out or fails counts as "not equal" and is counted.
 
 The representative plays the gold's part in every math-verify comparison (it is the
-earlier sample). Plain-text math is read as LaTeX first (``values.latexify``).
+earlier sample). Plain-text math is read as LaTeX first (``answers.values.latexify``);
+canonical keys, forms and ``fast_decision`` are in ``tf_tools.answers.forms``.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter, OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
-from tf_tools.clustering.values import constant_value, latexify
-from tf_tools.grading.equivalence import compact, fast_equal, normalize, to_number
+from tf_tools.answers.forms import Form, canonical_key, fast_decision, form_of, forms_differ
+from tf_tools.answers.pool import VerifyPool
+from tf_tools.answers.values import latexify
 
 
 @dataclass(frozen=True)
@@ -73,79 +73,7 @@ class ClusterStats:
         return self.mv_checks + self.mv_reads
 
 
-# --------------------------------------------------------------------------- forms
-
-
-def canonical_key(pred: str) -> tuple[str, Any]:
-    """A key such that equal keys imply ``fast_equal`` says equal (so no comparison is run)."""
-    norm = normalize(pred)
-    if not norm.text:
-        return ("raw", pred.strip())
-    num = to_number(norm.text)
-    if num is not None:
-        return ("pct" if norm.percent else "num", num.value)
-    return ("text", compact(norm.text))
-
-
-_WORDS_RE = re.compile(r"^[A-Za-z][A-Za-z \-']{2,}$")
-_MIXED_RE = re.compile(r"\d\s*\\[dt]?frac")
-_NOT_CONSTANT_LETTER_RE = re.compile(r"[a-df-hj-zA-DF-HJ-Z]")  # letters other than e, i
-
-
-@dataclass(frozen=True)
-class Form:
-    """What a cheap look at an answer tells: exact number, constant value, plain words."""
-
-    exact: Fraction | None  # an exact, non-percent number
-    value: float | None  # a constant we can evaluate
-    decimal: bool  # written with a decimal point (may be rounded)
-    words: bool  # plain words with a letter that is not a constant (e, i)
-
-
-def form_of(pred: str) -> Form:
-    norm = normalize(pred)
-    text = norm.text
-    if not text or norm.percent:
-        return Form(None, None, False, False)
-    num = to_number(text)
-    if num is not None:
-        try:
-            value: float | None = float(num.value)
-        except OverflowError:  # a 400-digit integer is exact, but no float
-            value = None
-        return Form(num.value if num.exact else None, value, not num.exact, False)
-    words = bool(_WORDS_RE.match(text) and _NOT_CONSTANT_LETTER_RE.search(text))
-    # "1\frac{1}{10}": math-verify reads a mixed number (11/10), our reader a product
-    value = None if words or _MIXED_RE.search(text) else constant_value(text)
-    return Form(None, value, "." in text, words)
-
-
-def forms_differ(a: Form, b: Form) -> bool:
-    """True when the two answers cannot be equal: different constants, or words vs a constant.
-
-    Decimals may be rounded answers: they must differ by more than 1e-4 (relative);
-    math-verify itself compares numbers to 6 decimals.
-    """
-    if a.value is not None and b.value is not None:
-        margin = 1e-4 if a.decimal or b.decimal else 1e-9
-        return abs(a.value - b.value) > margin * max(1.0, abs(a.value), abs(b.value))
-    return (a.words and b.value is not None) or (b.words and a.value is not None)
-
-
 # --------------------------------------------------------------------------- equivalence
-
-
-def fast_decision(a: str, b: str, tolerance: float = 1e-6) -> bool | None:
-    """``fast_equal`` both ways round (either saying "equal" wins): clustering needs a
-    symmetric relation, and fast_equal's gold side is special (a number as gold against
-    prose is decided "different", prose as gold against a number is left to SymPy)."""
-    first = fast_equal(a, b, tolerance)
-    if first is not None and first.equal:
-        return True
-    second = fast_equal(b, a, tolerance)
-    if second is not None and second.equal:
-        return True
-    return None if first is None and second is None else False
 
 
 class Equivalence:
@@ -210,8 +138,6 @@ class Equivalence:
 
     def _send(self, gold: str, pred: str) -> int:
         if self._pool is None:
-            from tf_tools.grading.pool import VerifyPool
-
             self._pool = VerifyPool(self.cfg.workers, self.cfg.timeout, self.cfg.memory_mb)
         seq = self._seq
         self._seq += 1

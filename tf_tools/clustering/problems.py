@@ -49,9 +49,6 @@ from tf_tools.schema import (
 #: per-sample keys that stay on each trajectory even when every sample has the same value
 SAMPLE_KEYS = frozenset({"sample_idx", "completion", "finish_reason", "pred", "verdict",
                          "correct", TF_KEY})
-#: keys tf-cluster writes on a problem summary
-SUMMARY_KEYS = ("n", "n_correct", "error_rate", "n_error_modes", "entropy", "n_clustered",
-                "n_ungradable", "correct", "clusters", "unclustered")
 GRADE_HINT = "run tf-grade first: tf-grade trajectories.jsonl | tf-cluster > problems.jsonl"
 
 

@@ -1,1 +1,2 @@
-"""Answer extraction, equivalence and the timed worker pool behind tf-grade."""
+"""tf-grade's core (``grader.py``): verdicts for graded trajectories. The mathematics of
+answers it grades with (extraction, equivalence, the math-verify pool) is in ``tf_tools.answers``."""

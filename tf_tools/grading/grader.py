@@ -1,7 +1,7 @@
 """tf-grade's core: add ``pred``, ``verdict``, ``correct`` and ``_tf.grade`` to records.
 
 Extraction and the cheap equivalence paths run in this process; only answers that need
-SymPy go to the worker pool (``pool.py``), which enforces a hard per-item time limit.
+SymPy go to the worker pool (``answers/pool.py``), which enforces a hard per-item time limit.
 Records come out in input order. A record whose grading cannot be trusted is
 ``ungradable`` with a reason, never silently false.
 """
@@ -16,15 +16,17 @@ from functools import lru_cache
 from typing import Any
 
 from tf_tools import __version__
-from tf_tools.errors import InputError
-from tf_tools.grading.equivalence import LONG, fast_equal, normalize
-from tf_tools.grading.extract import (
+from tf_tools.answers.equivalence import LONG, fast_equal, normalize, to_number
+from tf_tools.answers.extract import (
     ExtractOptions,
     extract_answer,
     extract_letter,
     gold_answers,
     plain_number,
 )
+from tf_tools.answers.forms import form_of, forms_differ, is_words
+from tf_tools.answers.pool import VerifyPool
+from tf_tools.errors import InputError
 from tf_tools.schema import TF_KEY, VERDICTS, Record, is_failed, record_failed, set_provenance
 
 
@@ -130,7 +132,9 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
     for gold in golds:
         fast = fast_equal(gold, pred, cfg.tolerance)
         if fast is None:
-            if _values_differ(gold, pred):
+            # two constants with different values (``12\\sqrt{3}``, ``2\\pi``): math-verify would
+            # say "not equal", so it is not asked; words against a constant stay its call
+            if forms_differ(form_of(gold), form_of(pred), words=False):
                 path = "value"
             else:
                 undecided = True
@@ -140,17 +144,6 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
         reason = ("different values" if path == "value" else "numeric") if len(golds) == 1 else "no gold matched"
         return done("incorrect", reason, path)
     return _Pending(rec, pred, method, t0), golds
-
-
-def _values_differ(gold: str, pred: str) -> bool:
-    """Both answers are constants we evaluate without SymPy (``\\frac{\\sqrt{3}}{2}``,
-    ``12\\sqrt{3}``, ``2\\pi``) and their values differ (beyond 1e-9 relative, 1e-4 when one is
-    written as a decimal): math-verify would say "not equal", so it is not asked. Never says
-    two answers are equal: that stays math-verify's call."""
-    from tf_tools.clustering.answers import form_of, forms_differ
-
-    a, b = form_of(gold), form_of(pred)
-    return a.value is not None and b.value is not None and forms_differ(a, b)
 
 
 _COMMA_NUMBER = re.compile(r"-?\d+,\d+")
@@ -253,9 +246,7 @@ def _failed(rec: Record, exc: Exception, t0: float, cfg: GradeConfig, stats: Gra
                    cfg, stats)
 
 
-def _make_pool(cfg: GradeConfig) -> Any:
-    from tf_tools.grading.pool import VerifyPool
-
+def _make_pool(cfg: GradeConfig) -> VerifyPool:
     return VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb, max_queue=64)
 
 
@@ -290,8 +281,6 @@ def check_golds(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
     letter, plain words) or when math-verify parses it and finds it equal to itself, in
     the killable worker pool. Reports: {"id", "answer", "line", "problem": reason}.
     """
-    from tf_tools.grading.equivalence import to_number
-
     pool = None
     pending: dict[int, Record] = {}
     seen: set[tuple[Any, str]] = set()
@@ -316,7 +305,7 @@ def check_golds(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
                 yield {**report, "problem": "empty gold answer"}
                 continue
             hard = [g for g in golds if not (to_number(normalize(g).text) or _gold_letters((g,), None)
-                                             or _is_words(g))]
+                                             or is_words(g))]
             if not hard:
                 continue
             if pool is None:
@@ -332,12 +321,6 @@ def check_golds(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
     finally:
         if pool is not None:
             pool.close()
-
-
-def _is_words(gold: str) -> bool:
-    from tf_tools.grading.equivalence import _WORDS_RE
-
-    return bool(_WORDS_RE.match(normalize(gold).text))
 
 
 def _check_results(pool: Any, pending: dict[int, Record], block: float = 0.05) -> Iterator[Record]:

@@ -53,6 +53,9 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+from tf_tools.answers.equivalence import fast_equal
+from tf_tools.answers.forms import canonical_key
+
 #: the group key of every correct answer
 CORRECT = ("correct",)
 
@@ -83,9 +86,6 @@ class AnswerGrouper:
         self._reps: list[str] = []
 
     def key(self, answer: str) -> Hashable:
-        from tf_tools.clustering.answers import canonical_key
-        from tf_tools.grading.equivalence import fast_equal
-
         ck = canonical_key(answer)
         if ck in self._by_key:
             return ("wrong", self._by_key[ck])

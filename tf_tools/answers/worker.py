@@ -1,22 +1,52 @@
 """What runs inside a grading worker process: math-verify parsing and comparison.
 
-Imported by the pool's worker processes only (it imports SymPy and math-verify at the top
-so that a fork-server can preload it once). The parent never imports it.
+Imported by the pool's worker processes only: it imports math-verify (and with it SymPy) at
+the top, so the pool's fork server preloads it once and every worker, restarted ones too,
+starts with it in memory. The parent never imports it (``pool.py`` starts workers through a
+function of its own).
+
+math-verify's own SIGALRM timeouts do not work in threads and cannot interrupt C code, so
+they are switched off here; the pool kills a worker that runs over its time instead.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import time
 from collections import OrderedDict
 from typing import Any
 
-from tf_tools.grading.equivalence import math_verify_equal, math_verify_parse
+import math_verify
+from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+from tf_tools.answers.values import latexify
+
+# with timeouts off math-verify warns once per process that we must time out ourselves: we do
+logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 _GOLD_CACHE: OrderedDict[tuple[str, ...], list[Any]] = OrderedDict()
 _PRED_CACHE: OrderedDict[str, list[Any]] = OrderedDict()
 _CACHE_SIZE = 2048
+
+
+def math_verify_parse(answer: str) -> list[Any]:
+    """Parse one extracted answer with math-verify (no SIGALRM: this process can be killed)."""
+    # math-verify reads plain-text "28√2" as 28 and "sqrt(193)" not at all: LaTeX them first
+    text = latexify(answer.strip())
+    if not (text.startswith("$") or text.startswith("\\(") or text.startswith("\\[")):
+        text = f"${text}$"
+    parsed = math_verify.parse(
+        text,
+        extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
+        parsing_timeout=None,  # type: ignore[arg-type]
+    )
+    return [p for p in parsed if not isinstance(p, str)] or list(parsed)
+
+
+def math_verify_equal(gold_parsed: list[Any], pred_parsed: list[Any]) -> bool:
+    return bool(math_verify.verify(gold_parsed, pred_parsed, timeout_seconds=None))  # type: ignore[arg-type]
 
 
 def limit_memory(megabytes: int) -> None:

@@ -1,4 +1,4 @@
-"""A pool of grading worker processes with hard per-item time limits.
+"""A pool of math-verify worker processes with hard per-item time limits.
 
 math-verify's own timeouts use SIGALRM: they fail in threads, cancel any outer alarm and
 cannot interrupt C code (a SymPy big-integer power). So every comparison runs in a worker
@@ -36,7 +36,7 @@ READY = ("ready",)  # what a worker sends once it is warm (worker.READY)
 def _context() -> Any:
     """A fork server with the worker module preloaded: cheap, clean worker restarts."""
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["tf_tools.grading.worker"])
+    ctx.set_forkserver_preload(["tf_tools.answers.worker"])
     return ctx
 
 
@@ -44,7 +44,7 @@ def _context() -> Any:
 def _main_hidden() -> Iterator[None]:
     """Start workers without re-running the caller's main module in them.
 
-    The worker needs only ``tf_tools.grading.worker``; re-running ``__main__`` (what
+    The worker needs only ``tf_tools.answers.worker``; re-running ``__main__`` (what
     multiprocessing does for spawn and fork-server children) would restart a script that
     lacks an ``if __name__ == "__main__"`` guard, and fails for ``python -`` scripts."""
     main = sys.modules.get("__main__")
@@ -100,6 +100,14 @@ class _Worker:
     born: float = field(default_factory=time.monotonic)
 
 
+def _serve(conn: Connection, memory_mb: int) -> None:
+    """A worker's main: ``worker.serve``, imported here in the worker (the fork server has it
+    preloaded), so that the parent never imports math-verify."""
+    from tf_tools.answers import worker
+
+    worker.serve(conn, memory_mb)
+
+
 class VerifyPool:
     def __init__(self, workers: int = 2, timeout: float = 5.0, memory_mb: int = 4096,
                  max_queue: int = 8) -> None:
@@ -113,10 +121,8 @@ class VerifyPool:
         self._workers: list[_Worker] = [self._start() for _ in range(self.n)]
 
     def _start(self) -> _Worker:
-        from tf_tools.grading import worker
-
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=worker.serve, args=(child, self.memory_mb), daemon=True)
+        proc = self._ctx.Process(target=_serve, args=(child, self.memory_mb), daemon=True)
         with _main_hidden():
             proc.start()
         child.close()

@@ -224,11 +224,6 @@ def _gsm8k_at(text: str, start: int = 0) -> tuple[int, str | None] | None:
     return (best.start(), _strip_sentence_end(best.group("ans")) or None) if best else None
 
 
-def find_json_answer(text: str) -> str | None:
-    found = _json_answer_at(text)
-    return found[1] if found else None
-
-
 def _json_answer_at(text: str, start: int = 0) -> tuple[int, str | None] | None:
     if "answer" not in text:
         return None

@@ -12,9 +12,8 @@ Fast paths first, so most answers never reach SymPy (DESIGN §4 step 2):
 4. multiple-choice letters and plain-text words are compared as such.
 
 Whatever is left (expressions, ``\\sqrt``, ``\\pi``, intervals, sets, tuples, matrices,
-equations, inequalities) goes to math-verify, through ``math_verify_equal``, which callers
-run in a worker process they can kill: math-verify's own SIGALRM timeouts do not work in
-threads and cannot interrupt C code, so they are switched off here.
+equations, inequalities) goes to math-verify, in a worker process the caller can kill
+(``worker.py``, ``pool.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
 
 # ----------------------------------------------------------------------------- normalising
 
@@ -46,7 +44,7 @@ _WS_RE = re.compile(r"\s+")
 _AND_LIST_RE = re.compile(r"\s*,?\s+and\s+")
 _LETTER_RE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.:)]|\s|$)")
 _LETTER_GOLD_RE = re.compile(r"^\(?([A-E])\)?$")
-_WORDS_RE = re.compile(r"^[A-Za-z][A-Za-z \-']{2,}$")
+WORDS_RE = re.compile(r"^[A-Za-z][A-Za-z \-']{2,}$")
 
 
 def _unwrap_text(s: str) -> str:
@@ -237,7 +235,7 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
             gvals = sorted(x.value for x in ga)  # type: ignore[union-attr]
             pvals = sorted(x.value for x in pa)  # type: ignore[union-attr]
             return FastResult(gvals == pvals, "numeric_list")
-    if _WORDS_RE.match(ng.text) and _WORDS_RE.match(np_.text):
+    if WORDS_RE.match(ng.text) and WORDS_RE.match(np_.text):
         return FastResult(ng.text.lower() == np_.text.lower(), "text")
     if len(ng.text) > LONG or len(np_.text) > LONG:
         return _long_numbers(ng, np_, tolerance)
@@ -299,39 +297,3 @@ def _number_tuple(text: str) -> tuple[str, list[Num]] | None:
 
 def _has_brackets(text: str) -> bool:
     return any(c in text for c in "()[]{}")
-
-
-# ----------------------------------------------------------------------------- math-verify
-
-
-def _silence_math_verify() -> None:
-    import logging
-
-    # with timeouts off it warns once per process that we must time out ourselves: we do
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
-
-
-def math_verify_parse(answer: str) -> list[Any]:
-    """Parse one extracted answer with math-verify (no SIGALRM; run it where it can be killed)."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
-
-    from tf_tools.clustering.values import latexify
-
-    _silence_math_verify()
-    # math-verify reads plain-text "28√2" as 28 and "sqrt(193)" not at all: LaTeX them first
-    text = latexify(answer.strip())
-    if not (text.startswith("$") or text.startswith("\\(") or text.startswith("\\[")):
-        text = f"${text}$"
-    parsed = parse(
-        text,
-        extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
-        parsing_timeout=None,  # type: ignore[arg-type]
-    )
-    return [p for p in parsed if not isinstance(p, str)] or list(parsed)
-
-
-def math_verify_equal(gold_parsed: list[Any], pred_parsed: list[Any]) -> bool:
-    from math_verify import verify
-
-    _silence_math_verify()
-    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))  # type: ignore[arg-type]
