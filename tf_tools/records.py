@@ -28,9 +28,7 @@ from typing import IO, Any
 import orjson
 
 from tf_tools.errors import InputError, UsageError
-
-# TF_KEY and record_failed: re-exported until training/ imports them from schema (issue 12)
-from tf_tools.schema import TF_KEY, Record, failed_line, is_failed, record_failed  # noqa: F401
+from tf_tools.schema import Record, failed_line, is_failed
 
 # --------------------------------------------------------------------------- reading
 
