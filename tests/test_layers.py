@@ -20,9 +20,8 @@ ones), for each import of a ``tf_tools`` module:
    layer-1 module can pull the other in. Modules of one package (``answers/``, a stage,
    ``cli/``) import each other freely: cycles there are the package's own business.
 
-``KNOWN_VIOLATIONS`` is a ratchet while issue 12 moves code into these layers: the test
-fails on any violation not listed, and on any listed one that no longer occurs, so the list
-can only shrink, to empty.
+What two stages share moves down a layer instead of being imported across (this is how
+``answers/`` came to be, out of ``grading/`` and ``clustering/``, issue 12).
 """
 
 from __future__ import annotations
@@ -53,18 +52,6 @@ SAME_LAYER_ALLOWED = {
     ("errors", ""), ("schema", ""), ("console", ""),
 }
 
-#: (importer, imported module) pairs that break a rule today, while issue 12's moves land.
-#: Remove an entry as soon as its import is gone; add none.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # the mathematics of answers, shared by grading, clustering and stats: moving to answers/
-    ("tf_tools.clustering.answers", "tf_tools.grading.equivalence"),
-    ("tf_tools.clustering.answers", "tf_tools.grading.pool"),
-    ("tf_tools.grading.equivalence", "tf_tools.clustering.values"),
-    ("tf_tools.grading.grader", "tf_tools.clustering.answers"),
-    ("tf_tools.stats.metrics", "tf_tools.clustering.answers"),
-    ("tf_tools.stats.metrics", "tf_tools.grading.equivalence"),
-}
-
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -83,7 +70,7 @@ def imports_of(source: str, module: str, is_package: bool, known: set[str]) -> s
     ``from X import name`` counts as importing ``X.name`` when that is a module (``known``),
     else ``X``; relative imports are resolved against ``module``'s package.
     """
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -141,11 +128,7 @@ def test_every_module_has_a_layer():
 
 def test_imports_respect_the_layers():
     found = find_violations()
-    new = {pair: why for pair, why in found.items() if pair not in KNOWN_VIOLATIONS}
-    fixed = KNOWN_VIOLATIONS - set(found)
-    lines = [f"{a} imports {b}: {why}" for (a, b), why in sorted(new.items())]
-    lines += [f"{a} no longer imports {b}: remove it from KNOWN_VIOLATIONS" for a, b in sorted(fixed)]
-    assert not lines, "\n".join(lines)
+    assert not found, "\n".join(f"{a} imports {b}: {why}" for (a, b), why in sorted(found.items()))
 
 
 # ----------------------------------------------------------------------------- the checker itself
