@@ -454,7 +454,7 @@ def test_loss_log_from_run_folder_file_and_manifest(tmp_path):
 
 
 def test_run_labels_are_folder_names_told_apart_by_their_parents():
-    from tf_tools.stats.summary import run_labels
+    from tf_tools.stats.report import run_labels
 
     assert run_labels(["/w/runs/model.rft", "runs/model.trajfusion"]) == {
         "/w/runs/model.rft": "model.rft", "runs/model.trajfusion": "model.trajfusion"}
@@ -466,7 +466,7 @@ def test_run_labels_are_folder_names_told_apart_by_their_parents():
 def test_loss_chart_tells_two_runs_apart(tmp_path):
     pytest.importorskip("matplotlib")
     from tf_tools.stats.plots import _loss, _pyplot
-    from tf_tools.stats.summary import run_labels
+    from tf_tools.stats.report import run_labels
     from tf_tools.stats.training import LossStats
 
     accs = {}
@@ -695,16 +695,16 @@ def test_a_bad_record_stops_with_its_line_or_is_left_out_with_keep_going():
 
 def test_any_exception_of_one_record_goes_through_record_failed(monkeypatch):
     from tf_tools.errors import InputError
-    from tf_tools.stats import kinds
+    from tf_tools.stats import trajectories
 
-    real_tokens = kinds._completion_tokens
+    real_tokens = trajectories._completion_tokens
 
     def flaky(rec):  # an unexpected bug, hit by one record only
         if rec.get("completion") == "boom":
             raise RuntimeError("no tokens for you")
         return real_tokens(rec)
 
-    monkeypatch.setattr(kinds, "_completion_tokens", flaky)
+    monkeypatch.setattr(trajectories, "_completion_tokens", flaky)
     recs = [{**r, "completion": c} for r, c in zip(
         graded("p", [("correct", "1"), ("incorrect", "2"), ("correct", "1")]), ["a", "boom", "b c"], strict=True)]
     res = invoke(["--by", "id"], recs)

@@ -137,7 +137,7 @@ def _compare(inputs: list[str], id_key: str, intersect: bool, seed: int, as_json
     if as_json:
         _print_json(result)
     else:
-        from tf_tools.stats.report import compare_line, compare_tables
+        from tf_tools.stats.tables import compare_line, compare_tables
 
         _draw(compare_tables(result))
         sys.stdout.write(compare_line(result) + "\n")
@@ -152,7 +152,7 @@ def _print_json(summary: dict[str, Any]) -> None:
 
 
 def _print_tables(summary: dict[str, Any]) -> None:
-    from tf_tools.stats.report import tables
+    from tf_tools.stats.tables import tables
 
     if not summary["records"]:
         sys.stdout.write("no records\n")

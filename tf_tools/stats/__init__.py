@@ -9,10 +9,12 @@
   expectation over k-subsets; the rule is in its docstring), quantiles and histogram bins;
 - ``compare.py``: two evaluation files paired by problem (``tf-stats --compare``): accuracies,
   the difference with a bootstrap interval, the exact McNemar test;
-- ``kinds.py``: accumulators for trajectories, graded trajectories, problem summaries;
+- ``trajectories.py``: accumulators for trajectories and graded trajectories (pass@k, maj@k);
+- ``problems.py``: the accumulator for problem summaries (error rate, entropy, error modes);
 - ``training.py``: accumulators for training samples (token multiplier) and loss logs;
-- ``summary.py``: which kind a record is, ``--by`` grouping, the ``Report``;
-- ``report.py``: the report as tables (plain data; the CLI draws them);
+- ``values.py``: numbers read from records strictly, values quoted in errors;
+- ``report.py``: which kind a record is, ``--by`` grouping, the ``Report``, ``summarize``;
+- ``tables.py``: the report as tables (plain data; the CLI draws them);
 - ``plots.py``: PNG charts with matplotlib (imported only there).
 
 It never prints, and reads its input once, holding per sample only what pass@k and maj@k
@@ -31,7 +33,7 @@ from tf_tools.stats.metrics import (
     pass_at_k_exact,
     vote_counts,
 )
-from tf_tools.stats.summary import (
+from tf_tools.stats.report import (
     KINDS,
     Report,
     StatsConfig,

@@ -44,9 +44,9 @@ from typing import Any
 
 from tf_tools.errors import InputError
 from tf_tools.schema import VERDICTS, Record, guarded, is_failed
-from tf_tools.stats.kinds import shown
 from tf_tools.stats.metrics import quantile
-from tf_tools.stats.summary import SHOWN_BAD, STEP, bad_entry, failed_here, run_labels
+from tf_tools.stats.report import SHOWN_BAD, STEP, bad_entry, failed_here, run_labels
+from tf_tools.stats.values import shown
 
 BOOTSTRAP_RESAMPLES = 10_000
 SUFFIXES = (".gz", ".zst", ".bz2", ".xz", ".jsonl", ".json", ".parquet")

@@ -70,7 +70,7 @@ def write_plots(report: Any, folder: str) -> list[str]:
     if "samples" in summary and summary["samples"]["all"]["k"]:
         save(_k(plt, summary["samples"]), "samples_k.png")
     if report.runs:
-        from tf_tools.stats.summary import run_labels
+        from tf_tools.stats.report import run_labels
 
         save(_loss(plt, report.runs, run_labels(list(report.runs))), "loss.png")
     return written
@@ -78,7 +78,7 @@ def write_plots(report: Any, folder: str) -> list[str]:
 
 def _groups(section: Any) -> list[tuple[str, Any]]:
     if section.groups and len(section.groups) <= MAX_GROUPS:
-        from tf_tools.stats.summary import natural_key
+        from tf_tools.stats.report import natural_key
 
         return [(g, section.groups[g]) for g in sorted(section.groups, key=natural_key)]
     return [("all", section.all)]
@@ -164,8 +164,8 @@ def _tokens(plt: Any, acc: Any) -> Any:
 
 
 def _error_rate(plt: Any, groups: list[tuple[str, Any]]) -> Any:
-    from tf_tools.stats.kinds import ERROR_RATE_EDGES
     from tf_tools.stats.metrics import bin_counts
+    from tf_tools.stats.problems import ERROR_RATE_EDGES
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     series = [(name, list(bin_counts(acc.error_rates, ERROR_RATE_EDGES, exact_low=True, exact_high=True).values()))

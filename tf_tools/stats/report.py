@@ -1,342 +1,294 @@
-"""The human-readable form of a report: tables as plain data (title, columns, rows of text).
+"""The ``Report``: tell what each record is, route it to its kind's accumulator, group by a field.
 
-The CLI draws them with rich; nothing here prints or knows about terminals. A table shows
-the headline numbers; ``--json`` has everything (pass@k for every k, histograms, curves).
+A record is, by the fields it has (DESIGN §3), checked in this order:
+
+| kind | recognised by | written by |
+|---|---|---|
+| ``samples`` | ``messages`` | tf-fuse (or any chat data set) |
+| ``problems`` | ``clusters`` and ``n_correct`` | tf-cluster |
+| ``graded`` | ``verdict`` | tf-grade |
+| ``loss`` | ``step`` and ``loss`` | tf-train's ``RUN/loss.jsonl`` |
+| (manifest) | ``loss_log`` | tf-train's stdout: its loss log is read instead |
+| ``trajectories`` | ``completion`` | tf-sample |
+
+Several kinds may arrive in one stream (``tf-stats run/*.jsonl``); each gets its own
+section. Records marked failed upstream (``_tf.error``) are counted, not summarised.
+``--by FIELD`` splits every section by the value of a field (a dotted path reaches into
+objects: ``source.model``); loss logs are split by run instead.
+
+A record that cannot be summarised (any exception its accumulator raises, or an unreadable
+line) goes through ``schema.record_failed``: it stops the run with one line naming its file
+and line, or under ``keep_going`` is counted ``bad`` and left out (the first few are listed
+with their error) while the rest is summarised. Accumulators check a record before they
+change anything, so a bad record leaves no trace in the numbers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
-BAR_WIDTH = 24
-_KIND_ORDER = {"fused": 0, "rft": 1}
+import orjson
+
+from tf_tools.errors import InputError
+from tf_tools.models import load_counter
+from tf_tools.schema import TF_KEY, Record, error_where, failed_by, guarded, is_failed, kind_of
+from tf_tools.stats.problems import ProblemStats
+from tf_tools.stats.training import LossStats, TrainingSampleStats
+from tf_tools.stats.trajectories import GradedStats, TrajectoryStats
+
+KINDS = ("trajectories", "graded", "problems", "samples", "loss")
+LOSS_LOG = "loss.jsonl"  # tf_tools.training.checkpoints.LOSS_LOG (not imported: it pulls torch paths)
+NONE = "(none)"
+STEP = "stats"  # _tf.error.step of the records tf-stats could not summarise
+SHOWN_BAD = 10  # bad records listed (with their error) in the report
 
 
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    caption: str | None = None
-    total_row: bool = False  # the last row sums up the others (drawn after a rule)
-    left: tuple[int, ...] = (0,)  # left-aligned columns (numbers are right-aligned)
+@dataclass(frozen=True)
+class StatsConfig:
+    by: str | None = None  # group by this field (dotted path)
+    id_key: str = "id"
+    tolerance: float = 1e-6  # for grouping wrong answers in maj@k
+    tokenizer: str | None = None  # token counts of training samples: None = tf-fuse's approximation
+    keep_going: bool = False  # a record that cannot be summarised is counted bad, not fatal
 
 
-def pct(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}%"
+def field_value(rec: dict[str, Any], path: str) -> str:
+    """The value of ``path`` in ``rec`` as a group name; a dotted path reaches into objects."""
+    if path in rec:
+        value = rec[path]
+    else:
+        value = rec
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return NONE
+            value = value[part]
+    if value is None:
+        return NONE
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def num(x: float | int | None, digits: int = 3) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, int) or float(x).is_integer() and abs(x) >= 1000:
-        return f"{int(x):,}"
-    return f"{x:.{digits}f}"
-
-
-def bar(share: float) -> str:
-    n = round(share * BAR_WIDTH)
-    return "█" * n if n or not share else "▏"
-
-
-def shown_ks(n: int) -> list[int]:
-    """Every k up to 16; beyond, powers of two and n itself."""
-    if n <= 16:
-        return list(range(1, n + 1))
-    ks = [k for k in (2 ** i for i in range(n.bit_length())) if k <= n]
-    return ks if ks[-1] == n else [*ks, n]
-
-
-def full_k(s: dict[str, Any], n_problems: int) -> int | None:
-    """The largest k that every problem reaches (pass@k over all of them)."""
-    ks = [int(k) for k, c in s.get("problems_at_k", {}).items() if c == n_problems and n_problems]
-    return max(ks) if ks else None
-
-
-def tables(report: dict[str, Any]) -> list[Table]:
-    out: list[Table] = []
-    for kind, make in (("trajectories", _trajectories), ("graded", _graded),
-                       ("problems", _problems), ("samples", _samples)):
-        if kind in report:
-            out += make(report[kind])
-    if "loss" in report:
-        out.append(_loss(report["loss"]["runs"]))
-    if report.get("bad"):
-        out.append(_bad(report["bad"], report.get("bad_records", [])))
+def resolve_inputs(paths: Sequence[str]) -> list[str]:
+    """A training run folder stands for its loss log (``RUN/loss.jsonl``)."""
+    out = []
+    for p in paths:
+        if p != "-" and os.path.isdir(p):
+            log = os.path.join(p, LOSS_LOG)
+            if not os.path.isfile(log):
+                raise InputError(f"{p} is a folder without a {LOSS_LOG}",
+                                 hint="give JSONL files, or the run folder tf-train wrote (-o)")
+            p = log
+        out.append(p)
     return out
 
 
-def _bad(n_bad: int, shown: list[dict[str, str]]) -> Table:
-    """The records --keep-going left out, with their error."""
-    more = n_bad - len(shown)
-    return Table(f"{_n(n_bad, 'bad record')} left out (--keep-going)", ["record", "error"],
-                 [[e["where"], e["error"]] for e in shown], left=(0, 1),
-                 caption=f"... and {more:,} more" if more > 0 else None)
+def run_name(path: str) -> str:
+    """runs/tf/loss.jsonl -> runs/tf; other.jsonl -> other.jsonl (a path: see run_labels)."""
+    if path in ("-", "<stdin>"):
+        return "loss"
+    if os.path.basename(path) == LOSS_LOG:
+        return os.path.dirname(path) or "."
+    return path
 
 
-# --------------------------------------------------------------------------- pieces
+def run_labels(names: Sequence[str]) -> dict[str, str]:
+    """What a reader calls each run: the name of its folder (``/work/runs/model.rft`` ->
+    ``model.rft``), with as many parent folders as it takes to tell the runs apart
+    (``a/model.rft`` and ``b/model.rft``)."""
+    parts = {n: Path(os.path.abspath(n)).parts[1:] or (n,) for n in names}
+    depth = dict.fromkeys(names, 1)
+    while True:
+        labels = {n: "/".join(parts[n][-depth[n]:]) for n in names}
+        seen = Counter(labels.values())
+        clash = [n for n in names if seen[labels[n]] > 1 and depth[n] < len(parts[n])]
+        if not clash:
+            return labels
+        for n in clash:
+            depth[n] += 1
 
 
-def _dots(*parts: str) -> str:
-    return " · ".join(p for p in parts if p) or "-"
+def natural_key(name: str) -> list[Any]:
+    """"Level 2" before "Level 10"; "(none)" last."""
+    parts = re.split(r"(\d+)", name)
+    return [name == NONE, *((0, int(p)) if p.isdigit() else (1, p) for p in parts)]
 
 
-def _n(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+class Section:
+    """One kind's accumulators: everything together (``all``) and one per group."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+        self.all = make()
+        self.groups: dict[str, Any] = {}
+
+    def add(self, rec: dict[str, Any], pos: int, group: str | None, where: str | None) -> None:
+        if group is None:
+            self.all.add(rec, pos, where)
+            return
+        acc = self.groups.get(group)
+        if acc is None:
+            acc = self.make()
+        self.all.add(rec, pos, where)
+        acc.add(rec, pos, where)
+        self.groups[group] = acc  # a group appears with the first record that made it in
 
 
-def _tokens(t: dict[str, Any] | None) -> str:
-    if not t:
-        return "-"
-    return _dots(f"mean {t['mean']:.0f}", f"median {t['median']:.0f}", f"p90 {t['p90']:.0f}",
-                 f"max {t['max']:,}") + f"  ({t['source']})"
+class Report:
+    """What tf-stats found in its input: a section per kind of record."""
+
+    def __init__(self, cfg: StatsConfig | None = None) -> None:
+        self.cfg = cfg if cfg is not None else StatsConfig()
+        self.records = 0
+        self.failed = 0  # marked failed upstream (_tf.error)
+        self.bad = 0  # could not be summarised here (only with keep_going)
+        self.bad_records: list[dict[str, str]] = []  # the first SHOWN_BAD: where, error
+        self.sections: dict[str, Section] = {}
+        self.runs: dict[str, LossStats] = {}  # loss logs, by run path (run_labels names them)
+        self._counter: Any = None
+
+    def _section(self, kind: str) -> Section:
+        """The kind's section; a new one is registered by ``_add`` once a record made it in."""
+        if kind not in self.sections:
+            cfg = self.cfg
+            make: Callable[[], Any] = {
+                "trajectories": lambda: TrajectoryStats(cfg.id_key),
+                "graded": lambda: GradedStats(cfg.id_key, cfg.tolerance),
+                "problems": lambda: ProblemStats(cfg.id_key, cfg.tolerance),
+                "samples": lambda: TrainingSampleStats(cfg.id_key, self.counter()),
+            }[kind]
+            return Section(make)
+        return self.sections[kind]
+
+    def counter(self) -> Any:
+        if self._counter is None:
+            self._counter = load_counter(self.cfg.tokenizer)
+        return self._counter
+
+    def add(self, rec: dict[str, Any], where: str | None = None, source: str | None = None) -> None:
+        """Summarise one record. One that cannot be (any exception) goes through
+        ``record_failed``: an ``InputError`` naming ``where``, or with ``keep_going`` counted
+        ``bad`` and left out."""
+        pos = self.records
+        self.records += 1
+        log = self._guarded(rec, where, partial(self._add, rec, pos, where, source))
+        if log is not None:
+            self._read_loss_log(*log)
+
+    def _guarded(self, rec: Record, where: str | None, work: Callable[[], Any]) -> Any:
+        """``work()`` on one record, whatever it raises going through ``record_failed``."""
+        if is_failed(rec):
+            if failed_here(rec):  # a line the reader could not parse (keep_going)
+                self._count_bad(rec)
+            else:
+                self.failed += 1
+            return None
+        result, failed = guarded(rec, STEP, work, keep_going=self.cfg.keep_going, where=where)
+        if failed is not None:
+            self._count_bad(failed)
+        return result
+
+    def _count_bad(self, rec: Record) -> None:
+        self.bad += 1
+        if len(self.bad_records) < SHOWN_BAD:
+            self.bad_records.append(bad_entry(rec))
+
+    def _add(self, rec: Record, pos: int, where: str | None,
+             source: str | None) -> tuple[str, str] | None:
+        """Route a record to its accumulator; a manifest returns the loss log it names."""
+        kind = kind_of(rec)
+        if kind is None:
+            raise InputError(
+                "cannot tell what this record is: it has none of 'completion' (trajectory), "
+                "'verdict' (graded), 'clusters' (problem summary), 'messages' (training sample), "
+                "'step'+'loss' (loss log)", where,
+                "tf-stats reads the output of tf-sample, tf-grade, tf-cluster, tf-fuse or tf-train")
+        if kind == "loss":
+            self.run(run_name(source or "-")).add(rec, pos, where)
+        elif kind == "manifest":
+            return self._manifest_log(rec, where)
+        else:
+            group = field_value(rec, self.cfg.by) if self.cfg.by else None
+            section = self._section(kind)
+            section.add(rec, pos, group, where)
+            self.sections[kind] = section
+        return None
+
+    def run(self, name: str) -> LossStats:
+        name = os.path.normpath(name)
+        if name not in self.runs:
+            self.runs[name] = LossStats()
+        return self.runs[name]
+
+    def _manifest_log(self, rec: Record, where: str | None) -> tuple[str, str]:
+        """tf-train's manifest stands for its loss log: (path, run name)."""
+        path = str(rec["loss_log"])
+        if not os.path.isfile(path):
+            raise InputError(f"the loss log {path} named by tf-train's manifest does not exist", where,
+                             "run tf-stats where tf-train ran, or give the run folder itself")
+        return path, str(rec.get("run") or run_name(path))
+
+    def _read_loss_log(self, path: str, name: str) -> None:
+        # each line of the log is a record of its own, named by its own file and line
+        from tf_tools.records import JsonlReader
+
+        reader = JsonlReader([path], keep_going=self.cfg.keep_going, step=STEP)
+        stats = self.run(name)
+        for i, line in enumerate(reader):
+            at = reader.where()
+            self._guarded(line, at, partial(stats.add, line, i, at))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"records": self.records, "failed": self.failed, "bad": self.bad}
+        if self.bad_records:
+            out["bad_records"] = self.bad_records
+        for kind in KINDS:
+            if kind == "loss":
+                if self.runs:
+                    labels = run_labels(list(self.runs))
+                    out["loss"] = {"runs": {labels[name]: {**s.summary(), "path": name}
+                                            for name, s in self.runs.items()}}
+                continue
+            section = self.sections.get(kind)
+            if section is None:
+                continue
+            entry: dict[str, Any] = {"all": section.all.summary()}
+            if self.cfg.by:
+                entry["by"] = self.cfg.by
+                entry["groups"] = {g: section.groups[g].summary()
+                                   for g in sorted(section.groups, key=natural_key)}
+            out[kind] = entry
+        return out
 
 
-def _histogram(title: str, head: str, counts: dict[str, int]) -> Table:
-    total = sum(counts.values())
-    t = Table(title, [head, "problems", "share", ""], left=(0, 3))
-    for label, c in counts.items():
-        share = c / total if total else 0.0
-        t.rows.append([label, f"{c:,}", pct(share), bar(share)])
-    return t
+def failed_here(rec: Record) -> bool:
+    """Marked failed by tf-stats itself (its reader's unparsable lines), not upstream: tf-stats
+    writes no records, so no upstream step is called ``stats``."""
+    return failed_by(rec, STEP)
 
 
-def _capped(counts: dict[str, int], cap: int) -> dict[str, int]:
-    """Counts keyed by small integers, everything from ``cap`` up in one ``cap+`` row."""
-    out: dict[str, int] = {}
-    for key, c in counts.items():
-        label = key if int(key) < cap else f"{cap}+"
-        out[label] = out.get(label, 0) + c
-    return out
+def bad_entry(rec: Record) -> dict[str, str]:
+    """Where a record marked failed by tf-stats was, and its error, for the report."""
+    error = rec[TF_KEY]["error"]
+    return {"where": error_where(error), "error": str(error.get("message"))}
 
 
-def _k_table(s: dict[str, Any]) -> Table:
-    t = Table("pass@k and maj@k", ["k", "pass@k", "maj@k", "problems"])
-    passes, majs, counts = s["pass_at_k"], s["maj_at_k"], s["problems_at_k"]
-    for k in shown_ks(len(passes)):
-        key = str(k)
-        t.rows.append([key, num(passes[key]), num(majs[key]), f"{counts[key]:,}"])
-    return t
+def summarize(records: Iterable[dict[str, Any]], cfg: StatsConfig | None = None,
+              where: Callable[[], str] | None = None,
+              source: Callable[[], str] | None = None) -> Report:
+    """Read every record and return the report (``Report.to_dict()`` for JSON).
 
-
-def _maj_estimator(s: dict[str, Any]) -> str:
-    """The estimator in a few words (the JSON's maj_at_k_estimator has it all)."""
-    from tf_tools.stats.metrics import MAJ_EXACT_MAX_N, MAJ_RESAMPLES
-
-    resampled = s.get("maj_at_k_resampled_problems", 0)
-    how = (f"exact, except {_n(resampled, 'problem')} with n > {MAJ_EXACT_MAX_N}: "
-           f"{MAJ_RESAMPLES} seeded orderings" if resampled else "exact")
-    return f"mean over all k-subsets of the n samples, a t-way tie counts 1/t ({how})"
-
-
-def _at_full(s: dict[str, Any], n_problems: int, name: str) -> str:
-    k = full_k(s, n_problems)
-    return "-" if k is None else f"{num(s[name][str(k)])} @{k}"
-
-
-def _spp(s: dict[str, Any]) -> str:
-    r = s.get("samples_per_problem")
-    if not r:
-        return "-"
-    return str(r["min"]) if r["min"] == r["max"] else f"{r['min']}-{r['max']}"
-
-
-def _grouped(by: str, groups: dict[str, dict[str, Any]], everything: dict[str, Any],
-             title: str, columns: list[str], row: Any) -> Table:
-    t = Table(f"{title} by {by}", [by, *columns], total_row=True)
-    for name, s in groups.items():
-        t.rows.append([name, *row(s)])
-    t.rows.append(["all", *row(everything)])
-    return t
-
-
-# --------------------------------------------------------------------------- kinds
-
-
-def _trajectories(sec: dict[str, Any]) -> list[Table]:
-    s = sec["all"]
-    if "groups" in sec:
-        def row(g: dict[str, Any]) -> list[str]:
-            return [f"{g['samples']:,}", f"{g['problems']:,}", _spp(g), pct(g["truncation_rate"]),
-                    num(g["tokens"]["mean"], 0) if g["tokens"] else "-"]
-        return [_grouped(sec["by"], sec["groups"], s, "trajectories",
-                         ["samples", "problems", "n", "truncated", "tokens"], row)]
-    t = Table(f"trajectories: {_n(s['samples'], 'sample')} of {_n(s['problems'], 'problem')}", ["", "value"], left=(0, 1),
-              caption="grade them (tf-grade) for accuracy, pass@k and maj@k")
-    t.rows += [["samples per problem", _spp(s)],
-               ["finish reason", _dots(*(f"{k} {v:,}" for k, v in s["finish_reason"].items()))],
-               ["truncated", f"{pct(s['truncation_rate'])}  (finish_reason length)"],
-               ["completion tokens", _tokens(s["tokens"])]]
-    return [t]
-
-
-def _graded(sec: dict[str, Any]) -> list[Table]:
-    s = sec["all"]
-    if "groups" in sec:
-        def row(g: dict[str, Any]) -> list[str]:
-            n = g["problems"] - g["problems_ungradable"]
-            return [f"{g['problems']:,}", f"{g['samples']:,}", _spp(g), pct(g["accuracy"]),
-                    pct(g["truncation_rate"]), pct(g["no_answer_rate"]),
-                    _at_full(g, n, "pass_at_k"), _at_full(g, n, "maj_at_k"),
-                    num(g["tokens"]["mean"], 0) if g["tokens"] else "-"]
-        return [_grouped(sec["by"], sec["groups"], s, "graded trajectories",
-                         ["problems", "samples", "n", "accuracy", "truncated", "no answer",
-                          "pass@n", "maj@n", "tokens"], row)]
-    v = s["verdicts"]
-    gradable = s["samples"] - v["ungradable"]
-    t = Table(f"graded trajectories: {_n(s['samples'], 'sample')} of {_n(s['problems'], 'problem')}",
-              ["", "value"], left=(0, 1))
-    t.rows += [
-        ["accuracy", f"{pct(s['accuracy'])}  ({v['correct']:,} of {gradable:,} gradable samples)"],
-        ["truncated", f"{pct(s['truncation_rate'])}  ({v['truncated']:,} hit the length limit)"],
-        ["no answer", f"{pct(s['no_answer_rate'])}  ({v['no_answer']:,} without an extractable answer)"],
-        ["verdicts", _dots(*(f"{k} {c:,}" for k, c in v.items()))],
-        ["samples per problem", _spp(s)],
-        ["problems", _dots(f"{s['problems_all_correct']:,} all correct",
-                           f"{s['problems_some_correct']:,} some correct",
-                           f"{s['problems_none_correct']:,} none correct",
-                           f"{s['problems_ungradable']:,} ungradable" if s["problems_ungradable"] else "")],
-        ["completion tokens", _tokens(s["tokens"])],
-        ["mean tokens by verdict", _dots(*(f"{k} {m:.0f}" for k, m in s["tokens_mean_by_verdict"].items()))],
-    ]
-    if "label_agreement" in s:
-        t.rows.append(["agreement with 'label'", f"{pct(s['label_agreement'])} of {s['labelled']:,}"])
-    if s["pass_at_k"]:
-        t.rows.append(["maj@k", _maj_estimator(s)])
-    return [t, _k_table(s)] if s["pass_at_k"] else [t]
-
-
-def _problems(sec: dict[str, Any]) -> list[Table]:
-    s = sec["all"]
-    if "groups" in sec:
-        def row(g: dict[str, Any]) -> list[str]:
-            n = g["problems"] - g["problems_no_gradable"]
-            return [f"{g['problems']:,}", pct(g["accuracy"]), num(g["error_rate"].get("mean")),
-                    num(g["entropy"].get("mean")), num(g["error_modes"]["mean"], 2),
-                    f"{g['problems_fusable']:,}", f"{g['problems_no_correct']:,}",
-                    _at_full(g, n, "pass_at_k"), _at_full(g, n, "maj_at_k")]
-        return [_grouped(sec["by"], sec["groups"], s, "problem summaries",
-                         ["problems", "accuracy", "error rate", "entropy", "modes", "fusable",
-                          "no correct", "pass@n", "maj@n"], row)]
-    e, h, m = s["error_rate"], s["entropy"], s["error_modes"]
-    t = Table(f"problem summaries: {_n(s['problems'], 'problem')}, {_n(s['samples'], 'sample')}", ["", "value"],
-              left=(0, 1))
-    t.rows += [
-        ["accuracy", pct(s["accuracy"])],
-        ["error rate per problem", _dots(f"mean {num(e.get('mean'))}", f"median {num(e.get('median'))}")],
-        ["entropy (nats), problems with errors", _dots(f"mean {num(h.get('mean'))}", f"median {num(h.get('median'))}",
-                                             f"max {num(h.get('max'))}")],
-        ["error modes per problem", _dots(f"mean {num(m['mean'], 2)}",
-                                          f"effective e^H {num(s['effective_modes_mean'], 2)} (problems with errors)")],
-        ["problems with wrong answers", f"{h['count']:,}"],
-        ["problems", _dots(f"{s['problems_all_correct']:,} all correct",
-                           f"{s['problems_fusable']:,} fusable",
-                           f"{s['problems_no_correct']:,} with no correct sample")],
-    ]
-    if s["pass_at_k"]:
-        t.rows.append(["maj@k", _maj_estimator(s)])
-    out = [t, _histogram("error rate per problem", "error rate", e["histogram"]),
-           _histogram("entropy (nats), problems with errors", "entropy", h["histogram"]),
-           _histogram("error modes per problem", "modes", _capped(m["counts"], 10))]
-    if s["pass_at_k"]:
-        out.append(_k_table(s))
-    return out
-
-
-def _samples(sec: dict[str, Any]) -> list[Table]:
-    s = sec["all"]
-    if "groups" in sec:
-        def row(g: dict[str, Any]) -> list[str]:
-            return [f"{g['samples']:,}", f"{g['problems']:,}", f"{g['kinds'].get('fused', 0):,}",
-                    f"{g['kinds'].get('rft', 0):,}", num(g["k_mean"], 2),
-                    num(g["tokens"]["multiplier"], 2)]
-        return [_grouped(sec["by"], sec["groups"], s, "training samples",
-                         ["samples", "problems", "fused", "rft", "mean k", "token ×"], row)]
-    tok = s["tokens"]
-    t = Table(f"training samples: {_n(s['samples'], 'sample')} of {_n(s['problems'], 'problem')}", ["", "value"],
-              left=(0, 1))
-    t.rows += [
-        ["kind", _dots(*(f"{k} {c:,} ({pct(c / s['samples'])})"
-                         for k, c in sorted(s["kinds"].items(), key=lambda kc: _KIND_ORDER.get(kc[0], 9))))],
-        ["k (wrong attempts)", f"mean {num(s['k_mean'], 2)}"],
-        [f"tokens ({tok['counter']})", _dots(f"{tok['total']:,} in all", f"{tok['rft_equivalent']:,} as RFT")],
-        ["token multiplier", f"{num(tok['multiplier'], 2)}×  (fused data / the same samples as RFT)"],
-        ["multiplier by k", _dots(*(f"k={k} {x:.2f}×" for k, x in tok["multiplier_by_k"].items()))],
-        ["mean tokens per sample", _dots(*(f"{k} {x:.0f}" for k, x in tok["mean_by_kind"].items()))],
-    ]
-    if s["segment_char_share"]:
-        t.rows.append(["assistant text", _dots(*(f"{pct(x, 0)} {k}" for k, x in s["segment_char_share"].items()))])
-    if "fuse" in s:
-        t.rows.append(["tf-fuse", _dots(f"policy {s['fuse']['policy']}", f"tokenizer {s['fuse']['tokenizer']}")])
-    out = [t]
-    if s["k"]:
-        out.append(_histogram("k distribution (k = 0: RFT sample)", "k", s["k"]))
-        out[-1].columns[1] = "samples"
-    return out
-
-
-def _loss(runs: dict[str, dict[str, Any]]) -> Table:
-    t = Table("training runs (loss per optimizer step)",
-              ["run", "steps", "first loss", "final loss", "min loss (step)", "last 10% mean",
-               "tokens", "seconds", "tok/s"])
-    for name, s in runs.items():
-        if not s["steps"]:
-            t.rows.append([name, "0", *["-"] * 7])
-            continue
-        t.rows.append([name, f"{s['steps']:,}", num(s["first_loss"], 4), num(s["final_loss"], 4),
-                       f"{num(s['min_loss'], 4)} ({s['min_loss_step']})",
-                       num(s["last_10pct_mean_loss"], 4),
-                       f"{s['tokens']:,}" if isinstance(s["tokens"], int) else "-",
-                       num(s["seconds"], 1), num(s["tokens_per_s"], 0)])
-    return t
-
-
-# --------------------------------------------------------------------------- --compare
-
-
-def points(x: float, sign: bool = True) -> str:
-    """A difference of two shares in percentage points: +3.0."""
-    return f"{100 * x:+.1f}" if sign else f"{100 * x:.1f}"
-
-
-def compare_line(c: dict[str, Any]) -> str:
-    """The comparison in one line (for a closing table or a log)."""
-    a, b = c["a"], c["b"]
-    lo, hi = c["ci95"]
-    return (f"{b['name']} - {a['name']}: {points(c['difference'])} points "
-            f"({pct(b['accuracy'])} vs {pct(a['accuracy'])}, {c['problems']:,} problems), "
-            f"95% CI [{points(lo)}, {points(hi)}], McNemar p = {c['mcnemar_p']:.3g} "
-            f"({c['won']:,} won, {c['lost']:,} lost)")
-
-
-def compare_tables(c: dict[str, Any]) -> list[Table]:
-    a, b = c["a"], c["b"]
-    left = c["left_out"]
-    notes = [f"{left['only_in_a']:,} problems only in A and {left['only_in_b']:,} only in B "
-             "left out (--intersect)" if c["intersect"] else "",
-             f"{left['ungradable']:,} problems without a gradable sample in one file left out"
-             if left["ungradable"] else "",
-             *(f"{n:,} bad record{'' if n == 1 else 's'} of {key.upper()} left out (--keep-going)"
-               for key, n in c.get("bad_records", {}).items() if n)]
-    sides = Table(f"paired comparison: {c['problems']:,} problems matched by id",
-                  ["", "name", "problems", "samples", "accuracy", "truncated", "no answer", "file"],
-                  left=(0, 1, 7), caption="; ".join(n for n in notes if n) or None)
-    for key, s in (("A", a), ("B", b)):
-        sides.rows.append([key, s["name"], f"{s['n']:,}", f"{s['samples']:,}", pct(s["accuracy"]),
-                           pct(s["truncation_rate"]), pct(s["no_answer_rate"]), s["path"]])
-    lo, hi = c["ci95"]
-    several = max(a["samples_per_problem"]["max"], b["samples_per_problem"]["max"]) > 1
-    won, lost = (("B's share correct higher", "A's higher") if several
-                 else ("B right, A wrong", "B wrong, A right"))
-    result = Table("B - A", ["", "value"], left=(0, 1))
-    result.rows += [
-        ["difference B - A", f"{points(c['difference'])} points of accuracy"],
-        ["95% interval", f"[{points(lo)}, {points(hi)}] points  ({c['ci_method']})"],
-        ["McNemar p", f"{c['mcnemar_p']:.4g}  (exact, two-sided, on the {c['won'] + c['lost']:,} "
-                      "problems where A and B differ)"],
-        ["problems", _dots(f"{c['won']:,} won ({won})", f"{c['lost']:,} lost ({lost})",
-                           f"{c['both_correct']:,} both correct", f"{c['both_wrong']:,} both wrong",
-                           f"{c['tied']:,} tied between" if c["tied"] else "")],
-    ]
-    return [sides, result]
+    ``where`` names the current line for error messages; ``source`` names the current input
+    file (loss logs of different runs are told apart by it). A record that cannot be
+    summarised stops with an ``InputError`` naming ``where``, or with ``cfg.keep_going`` is
+    counted in ``report.bad`` (the first few with their error in ``report.bad_records``).
+    """
+    report = Report(cfg)
+    for rec in records:
+        report.add(rec, where() if where else None, source() if source else None)
+    return report

@@ -18,11 +18,11 @@ from typing import Any
 from tf_tools.errors import InputError
 from tf_tools.models import ApproxTokenCounter
 from tf_tools.schema import SEGMENT_KINDS, TF_KEY
-from tf_tools.stats.kinds import integer, real
 from tf_tools.stats.metrics import describe
+from tf_tools.stats.values import integer, real
 
 
-class SampleStats:
+class TrainingSampleStats:
     """Training samples: fused vs RFT, the k distribution, the token multiplier."""
 
     kind = "samples"
