@@ -3,7 +3,7 @@
 
     python3 examples/convert_trajectories.py FORMAT INPUT... > trajectories.jsonl
 
-Stdlib only (Python >= 3.10). Writes one JSON object per line (DESIGN.md section 3,
+Stdlib only (Python >= 3.10). Writes one JSON object per line (docs/design.md section 3,
 "Trajectory"), the samples of one problem contiguous and ordered by ``sample_idx``:
 
     id, problem, answer, sample_idx, completion, finish_reason ("stop"; none of these

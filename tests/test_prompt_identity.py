@@ -51,9 +51,9 @@ def _training_sample(model: Path, tmp_path: Path, sample_flags: list[str],
 def _prompt_ids_trained(model: Path, sample: dict) -> list[int]:
     """The ids before the first trained token, as tf-train tokenises the sample."""
     from tf_tools.training.data import DataConfig, tokenize_record
-    from tf_tools.training.loop import _load_tokenizer
+    from tf_tools.training.setup import load_tokenizer
 
-    s = tokenize_record(sample, _load_tokenizer(str(model)), DataConfig())
+    s = tokenize_record(sample, load_tokenizer(str(model)), DataConfig())
     first = int(s.trained.argmax())
     assert s.trained[first]
     return [int(i) for i in s.input_ids[:first]]

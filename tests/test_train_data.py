@@ -127,6 +127,11 @@ def test_a_token_belongs_to_the_span_of_its_first_character(smollm2):
       "segments": [{"kind": "incorrect", "start": 1, "end": 9}]}, "falls outside the assistant message"),
     ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "abc"}],
       "segments": [{"kind": "wrong", "start": 0, "end": 1}]}, "segment kind 'wrong'"),
+    # a bool is not an offset, at either end (JSON true is not 1)
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "abc"}],
+      "segments": [{"kind": "incorrect", "start": 0, "end": True}]}, "integer offsets"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "abc"}],
+      "segments": [{"kind": "incorrect", "start": False, "end": 1}]}, "integer offsets"),
 ])
 def test_bad_records_are_named(tok, rec, message):
     with pytest.raises(InputError, match=message):

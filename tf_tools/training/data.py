@@ -89,7 +89,7 @@ def check_record(rec: dict[str, Any], cfg: DataConfig) -> tuple[list[dict[str, s
         raise InputError(f"'{cfg.segments_key}' must be a list of {{kind, start, end}} objects")
     last = next(m for m in reversed(messages) if m["role"] == "assistant")["content"]
     for s in segments:
-        if not (isinstance(s, dict) and is_int(s.get("start")) and isinstance(s.get("end"), int)):
+        if not (isinstance(s, dict) and is_int(s.get("start")) and is_int(s.get("end"))):
             raise InputError(f"segment {s!r} is not a {{kind, start, end}} object with integer offsets")
         if s.get("kind") not in SEGMENT_KINDS:
             raise InputError(f"segment kind {s.get('kind')!r} is not one of {', '.join(SEGMENT_KINDS)}")

@@ -53,9 +53,6 @@ from tf_tools.training.data import (
 from tf_tools.training.loss import forward_losses, supports_logits_to_keep
 from tf_tools.training.setup import Prepared, Schedule
 
-#: tests/test_prompt_identity.py imports the loader under this name (issue 12 moved it)
-_load_tokenizer = setup.load_tokenizer
-
 
 @dataclass
 class StepInfo:
