@@ -34,12 +34,12 @@ def cluster(
     inputs: common.Inputs = None,
     output: common.Output = None,
     unsorted: Annotated[bool, typer.Option("--unsorted", help="Input is not grouped by id: hold every record in memory until the input ends.")] = False,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="math-verify worker processes, started only when an answer pair needs one (default: CPU cores).")] = 0,
+    workers: common.Workers = 0,
     timeout: Annotated[float, typer.Option("--timeout", help="Hard limit in seconds per math-verify comparison; a pair that runs over counts as different.")] = 5.0,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Relative tolerance for answers written as decimals.")] = 1e-6,
+    tolerance: common.Tolerance = 1e-6,
     no_math_verify: Annotated[bool, typer.Option("--no-math-verify", help="Only the fast paths: pairs they cannot decide count as different.")] = False,
     no_shortcuts: Annotated[bool, typer.Option("--no-shortcuts", help="Send every pair the fast paths cannot decide to math-verify (no telling answers apart by their value or form).")] = False,
-    memory_mb: Annotated[int, typer.Option("--worker-memory", help="Address-space cap per worker in MiB (0: none).")] = 4096,
+    memory_mb: common.WorkerMemory = 4096,
     id_key: common.IdKey = "id",
     resume: common.Resume = False,
     keep_going: common.KeepGoing = False,
@@ -50,7 +50,7 @@ def cluster(
     with common.command("tf-cluster", verbose, quiet):
         from tf_tools import console
         from tf_tools.clustering import ClusterConfig, ClusterStats, cluster_records
-        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard, skip_ids
+        from tf_tools.records import JsonlReader, in_shard, parse_shard
 
         paths = common.require_input(inputs)
         cfg = ClusterConfig(id_key=id_key, unsorted=unsorted, tolerance=tolerance,
@@ -61,33 +61,12 @@ def cluster(
             console.warn("--unsorted: holding every record in memory until the input ends")
         reader = JsonlReader(paths, keep_going=keep_going, step="cluster")
         records = in_shard(reader, parse_shard(shard), id_key)
-        writer = JsonlWriter(output, resume=resume, key=lambda r: r.get(id_key))
-        if writer.done:
-            console.info(f"resuming: {len(writer.done)} problems already summarised")
-            records = skip_ids(records, writer.done, id_key)
+        out = common.open_output(output, resume, "problems already summarised", id_key=id_key)
         stats = ClusterStats()
-        common.write_all(cluster_records(records, cfg, stats, reader.where), writer, "problems",
-                         quiet=quiet, chunk=16)
-        _summary(stats, console)
-        common.exit_if_failed(stats.failed)
+        common.write_all(cluster_records(out.skip(records), cfg, stats, reader.where), out.writer,
+                         "problems", quiet=quiet, chunk=16)
+        common.finish(stats)
 
-
-def _summary(stats, console) -> None:  # type: ignore[no-untyped-def]
-    if not stats.problems:
-        return
-    v = stats.verdicts
-    parts = ", ".join(f"{k} {v[k]}" for k in ("correct", "incorrect", "no_answer", "truncated",
-                                              "ungradable") if v[k])
-    console.log.warning("%d problems, %d trajectories (%s)", stats.problems,
-                        stats.trajectories, parts)
-    console.log.warning(
-        "clustered %d wrong answers into %d clusters; %d placed by canonical key, %d needed "
-        "math-verify", stats.clustered, stats.clusters, stats.key_hits, stats.answers_mv)
-    console.log.warning(
-        "%d pair checks (all pairs: %d), %d more told apart as different numbers and %d by "
-        "value or form; math-verify: %d pairs, %d readability checks, %d timeouts",
-        stats.checks, stats.all_pairs, stats.number_decided, stats.form_decided,
-        stats.mv_checks, stats.mv_reads, stats.timeouts)
 
 def main() -> None:
     app(prog_name="tf-cluster")

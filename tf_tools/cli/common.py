@@ -1,4 +1,8 @@
-"""Options every tf-* command spells the same way, and the error/exit-code wrapper.
+"""What every tf-* command shares: its options, spelled once; the error/exit-code wrapper;
+``open_output`` (-o and --resume); ``finish`` (the summary on stderr and the exit code).
+
+A command function reads as options -> config -> one core call -> ``finish``: it holds no
+loop over records and no resume logic of its own.
 
 STYLE.md exit codes: 0 success (also when downstream closed the pipe), 1 could not finish,
 2 usage, 3 finished but some records failed (--keep-going), 130 interrupted.
@@ -9,14 +13,19 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
 from tf_tools import console
 from tf_tools.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, TfError, UsageError
 from tf_tools.records import PipeClosed
+
+if TYPE_CHECKING:
+    from tf_tools.records import JsonlWriter
+    from tf_tools.schema import Record
 
 Inputs = Annotated[
     list[str] | None,
@@ -41,6 +50,14 @@ Shard = Annotated[
 IdKey = Annotated[str, typer.Option("--id-key", help="Field that holds the problem id.")]
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v info, -vv debug (and tracebacks).")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Errors only: no progress, no summary.")]
+
+# options that several commands share, with one meaning and one spelling
+Model = Annotated[str, typer.Option("-m", "--model", help="Local model folder (or hub id where a hub is reachable).")]
+CompletionKey = Annotated[str, typer.Option("--completion-key", help="Field with the model output (of each trajectory).")]
+Workers = Annotated[int, typer.Option("--workers", "-j", help="math-verify worker processes (default: CPU cores).")]
+WorkerMemory = Annotated[int, typer.Option("--worker-memory", help="Address-space cap per worker in MiB (0: none).")]
+Tolerance = Annotated[float, typer.Option("--tolerance", help="Relative tolerance for answers written as decimals.")]
+Tokenizer = Annotated[str | None, typer.Option("--tokenizer", metavar="PATH", help="The student's tokenizer (a local folder or .gguf file) to count tokens with, instead of tf-fuse's approximation (words and punctuation marks).")]
 
 
 def require_input(paths: list[str] | None) -> list[str]:
@@ -109,6 +126,76 @@ def count_lines(paths: list[str]) -> int | None:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 total += chunk.count(b"\n")
     return total
+
+
+@dataclass
+class Destination:
+    """Where a command writes (``writer``), and what an earlier run already wrote there."""
+
+    writer: JsonlWriter
+    skip: Callable[[Iterable[Record]], Iterator[Record]]  # drops the input already done
+    done_ids: set[Hashable] = field(default_factory=set)  # problems complete (per-problem output)
+    n_done: int = 0  # records or problems already written: where the progress bar starts
+
+
+def open_output(path: str | None, resume: bool, what: str, *, id_key: str = "id",
+                per_record: bool = False, problem_size: int | None = None,
+                redo_last: bool = False, stdout: Any = None) -> Destination:
+    """``-o``/``--resume`` for every command; ``what`` names the done units in the message
+    (``"records already graded"``). The three ways an output file grows:
+
+    - ``per_record`` (tf-grade): one output line per input record, keyed by
+      (id, ``sample_idx``); the input records already written are skipped, repeats counted;
+    - per problem (tf-cluster): the lines of one id are written together; the input of the
+      ids already in the file is skipped. ``redo_last`` (tf-fuse, several samples per
+      problem): the last problem of a killed run may be cut short, so it is always redone
+      (fusing is cheap and seeded per problem: the redone samples are the same);
+    - ``problem_size`` N (tf-sample): a problem is done when it has N lines; a shorter
+      last group is cut off and redone, and the core skips the done ids itself
+      (``done_ids``: it gives problems without an id theirs).
+    """
+    from tf_tools.records import JsonlWriter, skip_done, skip_ids
+
+    key: Callable[[Record], Hashable]
+    if per_record:
+        def key(r: Record) -> Hashable:
+            return (r.get(id_key), r.get("sample_idx"))
+    else:
+        def key(r: Record) -> Hashable:
+            return r.get(id_key)
+    complete: Callable[[list[Record]], bool] | None = None
+    if problem_size is not None:
+        def complete(group: list[Record]) -> bool:
+            return len(group) >= problem_size
+    elif redo_last:
+        def complete(group: list[Record]) -> bool:
+            return False
+    writer = JsonlWriter(path, resume=resume, key=key, group_complete=complete, stdout=stdout)
+    if per_record:
+        out = Destination(writer, lambda records: skip_done(records, writer.done, key),
+                     n_done=sum(writer.done.values()))
+    else:
+        done = {k for k, c in writer.done.items() if problem_size is None or c >= problem_size}
+        out = Destination(writer, lambda records: skip_ids(records, done, id_key), done, len(done))
+    if out.n_done:
+        console.info(f"resuming: {out.n_done} {what}")
+    return out
+
+
+class RunStats(Protocol):
+    """What a core counts in a run (GradeStats, ClusterStats, FuseStats, SampleStats)."""
+
+    failed: int
+
+    def summary_lines(self) -> list[str]: ...
+
+
+def finish(stats: RunStats) -> None:
+    """The end of a command: its summary on stderr (not under -q), then exit 3 when some
+    records were passed on marked as failed (STYLE.md)."""
+    for line in stats.summary_lines():
+        console.log.warning("%s", line)
+    exit_if_failed(stats.failed)
 
 
 def write_all(records: Any, writer: Any, unit: str = "records", total: int | None = None,

@@ -57,10 +57,10 @@ def fuse(
     max_correct: Annotated[int, typer.Option("--max-correct", min=1, help="Samples per problem: one per deduplicated correct trajectory, at most this many.")] = 4,
     reflections: Annotated[str | None, typer.Option("--reflections", metavar="FILE", help="Reflection prompts, one per line (# comments), instead of the built-in pool.")] = None,
     system: Annotated[str | None, typer.Option("--system", help="System message of every sample ('' for none). Default: the system prompt the teacher was sampled with (_tf.sample.system), or tf-sample's default when the trajectories carry none, so the student trains under the prompt tf-sample evaluates it with.")] = None,
-    tokenizer: Annotated[str | None, typer.Option("--tokenizer", metavar="PATH", help="The student's tokenizer (a local folder or .gguf file) for --max-tokens and the token counts.")] = None,
+    tokenizer: common.Tokenizer = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Length budget of prompt + answer: drop wrong segments (smallest cluster first), then the sample.")] = None,
     problem_key: Annotated[str, typer.Option("--problem-key", help="Field with the problem text.")] = "problem",
-    completion_key: Annotated[str, typer.Option("--completion-key", help="Field of each trajectory with the model output.")] = "completion",
+    completion_key: common.CompletionKey = "completion",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the choices within clusters and of the reflection prompts.")] = 0,
     id_key: common.IdKey = "id",
     keep_going: common.KeepGoing = False,
@@ -73,7 +73,7 @@ def fuse(
         from tf_tools.fusion import FuseConfig, FuseStats, fuse_records, load_counter
         from tf_tools.fusion.fuse import FROM_TRAJECTORIES
         from tf_tools.fusion.text import REFLECTIONS, load_reflections
-        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard, skip_ids
+        from tf_tools.records import JsonlReader, in_shard, parse_shard
 
         paths = common.require_input(inputs)
         if max_tokens is not None and tokenizer is None:
@@ -91,35 +91,13 @@ def fuse(
         counter = load_counter(tokenizer)
         reader = JsonlReader(paths, keep_going=keep_going, step="fuse")
         records = in_shard(reader, parse_shard(shard), id_key)
-        # a problem's samples are written together; the last problem in the file of a killed
-        # run may be cut short, so --resume always redoes it (fusing is cheap and seeded per
-        # problem: the redone samples are the same)
-        writer = JsonlWriter(output, resume=resume, key=lambda r: r.get(id_key),
-                             group_complete=lambda group: False)
-        if writer.done:
-            console.info(f"resuming: {len(writer.done)} problems already fused")
-            records = skip_ids(records, writer.done, id_key)
+        # a problem's samples are written together: a killed run's last one is redone
+        out = common.open_output(output, resume, "problems already fused", id_key=id_key,
+                                 redo_last=True)
         stats = FuseStats()
-        common.write_all(fuse_records(records, cfg, stats, counter, reader.where), writer,
-                         "samples", quiet=quiet)
-        _summary(stats, counter.name, console)
-        common.exit_if_failed(stats.failed)
-
-
-def _summary(stats, tokenizer: str, console) -> None:  # type: ignore[no-untyped-def]
-    if not stats.problems:
-        return
-    say = console.log.warning
-    say("%d problems in: %d fused, %d RFT only, %d dropped (%d with no correct trajectory, "
-        "%d over the token budget)", stats.problems, stats.problems_fused, stats.problems_rft,
-        stats.no_correct + stats.problems_over_budget, stats.no_correct,
-        stats.problems_over_budget)
-    say("%d samples: %d fused, %d RFT; %d dropped over the budget, %d wrong segments trimmed",
-        stats.samples, stats.fused, stats.rft, stats.over_budget, stats.trimmed)
-    say("k per sample: %s", ", ".join(f"{k}: {n}" for k, n in sorted(stats.k.items())) or "-")
-    if stats.multiplier is not None:
-        say("token multiplier (fused / RFT tokens, %s): %.2fx (%d / %d)", tokenizer,
-            stats.multiplier, stats.tokens, stats.rft_tokens)
+        common.write_all(fuse_records(out.skip(records), cfg, stats, counter, reader.where),
+                         out.writer, "samples", quiet=quiet)
+        common.finish(stats)
 
 
 def main() -> None:

@@ -30,18 +30,18 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 def grade(
     inputs: common.Inputs = None,
     output: common.Output = None,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Grading worker processes (default: CPU cores).")] = 0,
+    workers: common.Workers = 0,
     timeout: Annotated[float, typer.Option("--timeout", help="Hard limit in seconds per answer; the worker is killed after it and the record is ungradable.")] = 5.0,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Relative tolerance for answers written as decimals.")] = 1e-6,
+    tolerance: common.Tolerance = 1e-6,
     last_number: Annotated[bool, typer.Option("--last-number", help="Fall back to the last number in the text (weak models rarely box).")] = False,
     last_math: Annotated[bool, typer.Option("--last-math", help="Fall back to the last $...$ / \\(...\\) / \\[...\\] in the text.")] = False,
     choices: Annotated[str | None, typer.Option("--choices", help="Grade as multiple choice with these letters, e.g. ABCD (automatic when the gold is a single letter A-E).")] = None,
     answer_key: Annotated[str, typer.Option("--answer-key", help="Field with the gold answer (string, GSM8K '... #### 42', a MATH solution with \\boxed, or a list).")] = "answer",
-    completion_key: Annotated[str, typer.Option("--completion-key", help="Field with the model output to extract from.")] = "completion",
+    completion_key: common.CompletionKey = "completion",
     pred_key: Annotated[str | None, typer.Option("--pred-key", help="Take the prediction from this field as-is instead of extracting it.")] = None,
     id_key: common.IdKey = "id",
     check_gold: Annotated[bool, typer.Option("--check-gold", help="Read problems and report every gold answer that does not parse or does not equal itself (exit 1 if any).")] = False,
-    memory_mb: Annotated[int, typer.Option("--worker-memory", help="Address-space cap per worker in MiB (0: none).")] = 4096,
+    memory_mb: common.WorkerMemory = 4096,
     resume: common.Resume = False,
     keep_going: common.KeepGoing = False,
     shard: common.Shard = None,
@@ -51,13 +51,7 @@ def grade(
     with common.command("tf-grade", verbose, quiet):
         from tf_tools import console
         from tf_tools.grading.grader import GradeConfig, GradeStats, check_golds, grade_records
-        from tf_tools.records import (
-            JsonlReader,
-            JsonlWriter,
-            in_shard,
-            parse_shard,
-            skip_done,
-        )
+        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
 
         paths = common.require_input(inputs)
         cfg = GradeConfig(
@@ -75,30 +69,12 @@ def grade(
             if n_bad:
                 raise typer.Exit(EXIT_ERROR)
             return
-
-        def key(rec: dict) -> tuple:
-            return (rec.get(id_key), rec.get("sample_idx"))
-
-        writer = JsonlWriter(output, resume=resume, key=key)
-        if writer.done:
-            console.info(f"resuming: {sum(writer.done.values())} records already graded")
-            records = skip_done(records, writer.done, key)
+        out = common.open_output(output, resume, "records already graded", id_key=id_key,
+                                 per_record=True)
         stats = GradeStats()
-        common.write_all(grade_records(records, cfg, stats, reader.where), writer, "records",
-                         common.count_lines(paths), quiet, done=sum(writer.done.values()))
-        _summary(stats, console)
-        common.exit_if_failed(stats.failed)
-
-
-def _summary(stats, console) -> None:  # type: ignore[no-untyped-def]
-    v = stats.verdicts
-    n = sum(v.values())
-    if not n:
-        return
-    parts = ", ".join(f"{k} {c}" for k, c in v.items() if c)
-    fast = n - stats.paths.get("math-verify", 0) - stats.paths.get("timeout", 0)
-    console.log.warning("graded %d: %s (accuracy %.1f%%; %d decided without SymPy; %d timeouts)",
-                        n, parts, 100 * v["correct"] / n, fast, stats.timeouts)
+        common.write_all(grade_records(out.skip(records), cfg, stats, reader.where), out.writer,
+                         "records", common.count_lines(paths), quiet, done=out.n_done)
+        common.finish(stats)
 
 
 def main() -> None:

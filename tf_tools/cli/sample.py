@@ -31,7 +31,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 @app.command(help=HELP)
 def sample(
     inputs: common.Inputs = None,
-    model: Annotated[str, typer.Option("-m", "--model", help="Local model folder (or hub id where a hub is reachable).")] = "",
+    model: common.Model = "",
     n: Annotated[int, typer.Option("-n", help="Samples per problem.")] = 8,
     temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (0: greedy).")] = 0.7,
     top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
@@ -61,7 +61,7 @@ def sample(
     with common.command("tf-sample", verbose, quiet):
         from tf_tools import console
         from tf_tools.errors import UsageError
-        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
+        from tf_tools.records import JsonlReader, in_shard, parse_shard
         from tf_tools.sampling.engines import (
             EngineConfig,
             SamplingConfig,
@@ -84,12 +84,10 @@ def sample(
                 template_text = open(template, encoding="utf-8").read()
             except OSError as exc:
                 raise UsageError(f"cannot read --template {template}: {exc.strerror}") from None
-        writer = JsonlWriter(output, resume=resume, key=lambda r: r.get("id"),
-                             group_complete=lambda group: len(group) >= n,
-                             stdout=None if output else common.protect_stdout())
-        done_ids = {k for k, c in writer.done.items() if c >= n}
-        if done_ids:
-            console.info(f"resuming: {len(done_ids)} problems already complete")
+        # tf-sample's records carry the id as "id" whatever --id-key read it from
+        out = common.open_output(output, resume, "problems already complete", problem_size=n,
+                                 stdout=None if output else common.protect_stdout())
+        writer = out.writer
         eng = make_engine(EngineConfig(model=model, engine=engine, dtype=dtype, max_model_len=max_model_len,
                                        tp=tp, gpu_memory_utilization=gpu_memory_utilization,
                                        batch_size=batch_size))
@@ -105,27 +103,23 @@ def sample(
         problems = in_shard(reader, shard_spec, id_key)
         try:
             with console.Progress("problems", total, enabled=not quiet) as bar:
-                bar.count = written = len(done_ids)
+                bar.count = written = out.n_done
 
                 def show(s: SampleStats) -> None:
                     # sample_problems calls this after each chunk, when the loop below has
                     # written all of that chunk's problems: the bar (and a heartbeat line's
                     # rate and eta) moves by whole chunks
-                    rate = s.tokens / s.seconds if s.seconds else 0.0
-                    bar.postfix = f"{s.samples} samples, {s.tokens} tokens, {rate:.0f} tok/s"
+                    bar.postfix = f"{s.samples} samples, {s.tokens} tokens, {s.tokens_per_s:.0f} tok/s"
                     bar.advance(written - bar.count)
 
                 for group in sample_problems(problems, eng, cfg, stats, reader.where,
-                                             skip=done_ids, on_chunk=show):
+                                             skip=out.done_ids, on_chunk=show):
                     writer.write_many(group)  # one problem: whole lines, flushed
                     written += 1
         finally:
             writer.close()
         writer.commit()
-        rate = stats.tokens / stats.seconds if stats.seconds else 0.0
-        console.log.warning("sampled %d problems, %d samples, %d tokens (%.0f tok/s); finish %s",
-                            stats.problems, stats.samples, stats.tokens, rate, stats.finish or {})
-        common.exit_if_failed(stats.failed)
+        common.finish(stats)
 
 
 def main() -> None:

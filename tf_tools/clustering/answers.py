@@ -72,6 +72,23 @@ class ClusterStats:
         """Every task sent to math-verify: pair comparisons and readability checks."""
         return self.mv_checks + self.mv_reads
 
+    def summary_lines(self) -> list[str]:
+        """The run for a reader (tf-cluster prints it on stderr); none for no problems."""
+        if not self.problems:
+            return []
+        v = self.verdicts
+        parts = ", ".join(f"{k} {v[k]}" for k in ("correct", "incorrect", "no_answer", "truncated",
+                                                  "ungradable") if v[k])
+        return [
+            f"{self.problems} problems, {self.trajectories} trajectories ({parts})",
+            f"clustered {self.clustered} wrong answers into {self.clusters} clusters; "
+            f"{self.key_hits} placed by canonical key, {self.answers_mv} needed math-verify",
+            f"{self.checks} pair checks (all pairs: {self.all_pairs}), {self.number_decided} more "
+            f"told apart as different numbers and {self.form_decided} by value or form; "
+            f"math-verify: {self.mv_checks} pairs, {self.mv_reads} readability checks, "
+            f"{self.timeouts} timeouts",
+        ]
+
 
 # --------------------------------------------------------------------------- equivalence
 

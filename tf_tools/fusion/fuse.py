@@ -90,10 +90,29 @@ class FuseStats:
     tokens: int = 0  # prompt + assistant tokens of the samples written
     rft_tokens: int = 0  # the same samples without their wrong segments
     failed: int = 0
+    counter: str = "approx"  # what counted the tokens (the tokenizer's path, or approx)
 
     @property
     def multiplier(self) -> float | None:
         return self.tokens / self.rft_tokens if self.rft_tokens else None
+
+    def summary_lines(self) -> list[str]:
+        """The run for a reader (tf-fuse prints it on stderr); none for no problems."""
+        if not self.problems:
+            return []
+        k = ", ".join(f"{k}: {n}" for k, n in sorted(self.k.items())) or "-"
+        lines = [
+            f"{self.problems} problems in: {self.problems_fused} fused, {self.problems_rft} RFT "
+            f"only, {self.no_correct + self.problems_over_budget} dropped ({self.no_correct} with "
+            f"no correct trajectory, {self.problems_over_budget} over the token budget)",
+            f"{self.samples} samples: {self.fused} fused, {self.rft} RFT; {self.over_budget} "
+            f"dropped over the budget, {self.trimmed} wrong segments trimmed",
+            f"k per sample: {k}",
+        ]
+        if self.multiplier is not None:
+            lines.append(f"token multiplier (fused / RFT tokens, {self.counter}): "
+                         f"{self.multiplier:.2f}x ({self.tokens} / {self.rft_tokens})")
+        return lines
 
 
 @dataclass
@@ -291,6 +310,7 @@ def fuse_records(records: Iterable[Record], cfg: FuseConfig | None = None,
     cfg = cfg if cfg is not None else FuseConfig()
     stats = stats if stats is not None else FuseStats()
     fuser = Fuser(cfg, counter if counter is not None else load_counter(cfg.tokenizer), stats)
+    stats.counter = fuser.counter.name
     for rec in records:
         if is_failed(rec):
             stats.failed += 1

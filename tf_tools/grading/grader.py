@@ -58,6 +58,17 @@ class GradeStats:
         self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
         self.paths[path] = self.paths.get(path, 0) + 1
 
+    def summary_lines(self) -> list[str]:
+        """The run in one line for a reader (tf-grade prints it on stderr); none for no records."""
+        v = self.verdicts
+        n = sum(v.values())
+        if not n:
+            return []
+        parts = ", ".join(f"{k} {c}" for k, c in v.items() if c)
+        fast = n - self.paths.get("math-verify", 0) - self.paths.get("timeout", 0)
+        return [f"graded {n}: {parts} (accuracy {100 * v['correct'] / n:.1f}%; {fast} decided "
+                f"without SymPy; {self.timeouts} timeouts)"]
+
 
 def _finish(rec: Record, pred: str | None, verdict: str, reason: str, path: str,
             method: str, seconds: float, cfg: GradeConfig, stats: GradeStats) -> Record:

@@ -41,6 +41,15 @@ class SampleStats:
     seconds: float = 0.0
     finish: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    def summary_lines(self) -> list[str]:
+        """The run in one line for a reader (tf-sample prints it on stderr)."""
+        return [f"sampled {self.problems} problems, {self.samples} samples, {self.tokens} tokens "
+                f"({self.tokens_per_s:.0f} tok/s); finish {self.finish or {}}"]
+
 
 def sample_problems(
     problems: Iterable[Record],
