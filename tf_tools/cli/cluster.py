@@ -24,6 +24,7 @@ Examples:
   tf-grade trajectories.jsonl | tf-cluster > problems.jsonl
   tf-cluster graded.jsonl -o problems.jsonl --workers 4
   jq -c . graded_shuffled.jsonl | tf-cluster --unsorted > problems.jsonl
+  tf-cluster --config cluster.yaml graded.jsonl   # options from a file (TOML or YAML; flags win)
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -44,6 +45,7 @@ def cluster(
     resume: common.Resume = False,
     keep_going: common.KeepGoing = False,
     shard: common.Shard = None,
+    config: common.Config = None,
     verbose: common.Verbose = 0,
     quiet: common.Quiet = False,
 ) -> None:

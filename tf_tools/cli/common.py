@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
+from typer.core import TyperOption
 
 from tf_tools import console
 from tf_tools.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, TfError, UsageError
@@ -51,6 +52,29 @@ IdKey = Annotated[str, typer.Option("--id-key", help="Field that holds the probl
 Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v info, -vv debug (and tracebacks).")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Errors only: no progress, no summary.")]
 
+
+
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, path: str | None) -> str | None:
+    """``--config FILE`` (eager: read before every other option): the file's keys become the
+    command's defaults (click's ``default_map``), so a flag on the command line still wins.
+    A bad file is a usage error (exit 2) before anything else happens."""
+    if path is not None:
+        try:
+            defaults = config_defaults(ctx, path)
+        except UsageError as exc:
+            console.setup(ctx.find_root().info_name or "tf-tools")
+            console.error(exc.message, exc.hint)
+            raise typer.Exit(exc.exit_code) from None
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return path
+
+
+Config = Annotated[
+    str | None,
+    typer.Option("--config", metavar="FILE", is_eager=True, callback=_load_config,
+                 help="Read options from a TOML or YAML file (keys: long option names, e.g. max-tokens = 512); options given on the command line win."),
+]
+
 # options that several commands share, with one meaning and one spelling
 Model = Annotated[str, typer.Option("-m", "--model", help="Local model folder (or hub id where a hub is reachable).")]
 CompletionKey = Annotated[str, typer.Option("--completion-key", help="Field with the model output (of each trajectory).")]
@@ -58,6 +82,77 @@ Workers = Annotated[int, typer.Option("--workers", "-j", help="math-verify worke
 WorkerMemory = Annotated[int, typer.Option("--worker-memory", help="Address-space cap per worker in MiB (0: none).")]
 Tolerance = Annotated[float, typer.Option("--tolerance", help="Relative tolerance for answers written as decimals.")]
 Tokenizer = Annotated[str | None, typer.Option("--tokenizer", metavar="PATH", help="The student's tokenizer (a local folder or .gguf file) to count tokens with, instead of tf-fuse's approximation (words and punctuation marks).")]
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """The top-level table of a TOML (``.toml``) or YAML (any other name) file."""
+    try:
+        with open(path, "rb") as f:
+            data = _parse_toml(f, path) if path.endswith(".toml") else _parse_yaml(f, path)
+    except OSError as exc:
+        raise UsageError(f"cannot read --config {path}: {exc.strerror}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path} must hold a table of options, not a {type(data).__name__}")
+    return data
+
+
+def _parse_toml(f: Any, path: str) -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    try:
+        return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--config {path} is not valid TOML: {exc}") from None
+
+
+def _parse_yaml(f: Any, path: str) -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise UsageError(f"--config {path}: reading YAML needs PyYAML",
+                         hint="pip install pyyaml, or write the file as TOML (FILE.toml)") from None
+    try:
+        return yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--config {path} is not valid YAML: {exc}") from None
+
+
+def config_defaults(ctx: typer.Context, path: str) -> dict[str, Any]:
+    """The options a config file sets, as defaults by parameter name (what click's
+    ``default_map`` takes). Keys are long option names with dashes or underscores
+    (``max-tokens``, ``max_tokens``); the negative form of an on/off flag (``no-packing``)
+    sets its positive one. An unknown key or a value the option does not take is an error
+    naming the file and the key."""
+    names: dict[str, tuple[TyperOption, bool]] = {}
+    for param in ctx.command.params:
+        if not isinstance(param, TyperOption) or param.name in ("config", "help"):
+            continue
+        longs = [o[2:] for o in param.opts if o.startswith("--")]
+        for name in longs or [str(param.name)]:  # an option with only a short form: its name (n)
+            names[name] = (param, True)
+        names.update({o[2:]: (param, False) for o in param.secondary_opts if o.startswith("--")})
+    defaults: dict[str, Any] = {}
+    for key, value in read_config_file(path).items():
+        found = names.get(str(key).replace("_", "-"))
+        if found is None:
+            raise UsageError(f"unknown key {key!r} in --config {path}",
+                             hint="keys are the long option names that --help lists, with dashes "
+                                  "or underscores (max-tokens or max_tokens)")
+        param, positive = found
+        if not positive:
+            if not isinstance(value, bool):
+                raise UsageError(f"{key!r} in --config {path} must be true or false, got {value!r}")
+            value = not value
+        try:
+            param.process_value(ctx, value)  # the value as the option would take it
+        except typer.BadParameter as exc:
+            raise UsageError(f"{key!r} in --config {path}: {exc.message}") from None
+        defaults[str(param.name)] = value
+    return defaults
 
 
 def require_input(paths: list[str] | None) -> list[str]:

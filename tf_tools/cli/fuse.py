@@ -31,6 +31,7 @@ Examples:
   tf-fuse problems.jsonl --tokenizer ./student-tokenizer --max-tokens 4096 --seed 1
   tf-fuse problems.jsonl --reflections my_prompts.txt --system "Please reason step by step."
   tf-fuse problems.jsonl -o train.jsonl --resume  # finish a killed run (redoes its last problem)
+  tf-fuse --config fuse.toml problems.jsonl       # options from a file (TOML or YAML; flags win)
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -65,6 +66,7 @@ def fuse(
     id_key: common.IdKey = "id",
     keep_going: common.KeepGoing = False,
     shard: common.Shard = None,
+    config: common.Config = None,
     verbose: common.Verbose = 0,
     quiet: common.Quiet = False,
 ) -> None:

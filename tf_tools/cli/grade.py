@@ -21,6 +21,7 @@ Examples:
   tf-grade --last-number --completion-key output --answer-key target runs.jsonl -o graded.jsonl
   tf-grade --check-gold problems.jsonl        # before spending GPU hours on a data set
   tf-grade --resume -o graded.jsonl big.jsonl # continue a killed run
+  tf-grade --config grade.toml runs.jsonl     # options from a file (TOML or YAML; flags win)
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -45,6 +46,7 @@ def grade(
     resume: common.Resume = False,
     keep_going: common.KeepGoing = False,
     shard: common.Shard = None,
+    config: common.Config = None,
     verbose: common.Verbose = 0,
     quiet: common.Quiet = False,
 ) -> None:

@@ -23,6 +23,7 @@ Examples:
   tf-sample -m M --shard 3/16 problems.jsonl -o shard3.jsonl   # or --shard slurm in an array job
   tf-sample -m M --resume problems.jsonl -o t.jsonl            # finish a killed run
   tf-sample -m models/base --template prompt.txt problems.jsonl  # {problem} in the file
+  tf-sample --config sample.toml --seed 1 problems.jsonl -o t.jsonl  # options from a file; flags win
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -55,6 +56,7 @@ def sample(
     resume: common.Resume = False,
     keep_going: common.KeepGoing = False,
     shard: common.Shard = None,
+    config: common.Config = None,
     verbose: common.Verbose = 0,
     quiet: common.Quiet = False,
 ) -> None:

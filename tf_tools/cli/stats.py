@@ -48,6 +48,7 @@ Examples:
   tf-stats run/*.jsonl                       # every stage of a run, one section each
   tf-stats --compare eval.rft.jsonl eval.trajfusion.jsonl    # B - A, interval, McNemar p
   tf-stats --compare --json eval.rft.jsonl eval.trajfusion.jsonl | jq .mcnemar_p
+  tf-stats --config stats.yaml graded.jsonl  # options from a file (TOML or YAML; flags win)
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -59,13 +60,14 @@ def stats(
     by: Annotated[str | None, typer.Option("--by", metavar="FIELD", help="Group by the value of FIELD (a dotted path reaches into objects: source.model).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (everything, machine-readable) instead of tables.")] = False,
     plot: Annotated[str | None, typer.Option("--plot", metavar="DIR", help="Also write PNG charts into DIR (needs matplotlib).")] = None,
-    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Count training samples' tokens with this tokenizer (folder or .gguf) instead of tf-fuse's approximation.")] = None,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Relative tolerance when grouping wrong answers written as decimals (maj@k).")] = 1e-6,
+    tokenizer: common.Tokenizer = None,
+    tolerance: common.Tolerance = 1e-6,
     compare: Annotated[bool, typer.Option("--compare", help="Compare two graded evaluation files A B (the two inputs) problem by problem: accuracies, B - A with a bootstrap 95% interval, exact McNemar p, problems won/lost.")] = False,
     intersect: Annotated[bool, typer.Option("--intersect", help="With --compare: compare the problems both files have (and say how many were left out) instead of refusing files whose ids differ.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="With --compare: seed of the bootstrap resamples.")] = 0,
     id_key: common.IdKey = "id",
     keep_going: common.KeepGoing = False,
+    config: common.Config = None,
     verbose: common.Verbose = 0,
     quiet: common.Quiet = False,
 ) -> None:
