@@ -135,3 +135,14 @@ def test_the_readme_example_sets_tf_sample_options_and_flags_win(tmp_path):
     assert (params["model"], params["n"], params["temperature"]) == ("models/teacher", 8, 0.7)
     assert params["max_tokens"] == 64  # the flag, not the file's 1024
     assert params["system"].endswith("within \\boxed{}.")
+
+
+def test_the_negative_form_of_an_on_off_flag(tmp_path):
+    """``no-packing: true`` is ``--no-packing``; ``--packing`` on the command line still wins."""
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("no-packing: true\ngroup_by_length: false\nepochs: 2\n")
+    cmd = typer.main.get_command(importlib.import_module("tf_tools.cli.train").app)
+    params = cmd.make_context("tf-train", ["--config", str(cfg)]).params
+    assert (params["packing"], params["group_by_length"], params["epochs"]) == (False, False, 2)
+    params = cmd.make_context("tf-train", ["--config", str(cfg), "--packing"]).params
+    assert (params["packing"], params["epochs"]) == (True, 2)

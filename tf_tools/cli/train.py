@@ -30,6 +30,7 @@ Examples:
   tf-train -m M train.jsonl -o runs/tf-masked --mask-incorrect --epochs 3 --lr 1e-5
   tf-train -m M train.jsonl -o runs/tf --packing --max-length 4096 --global-batch-size 128
   tf-train -m M train.jsonl -o runs/tf --resume          # continue from the newest checkpoint
+  tf-train --config train.toml train.jsonl -o runs/tf    # options from a file (TOML or YAML; flags win)
   accelerate launch --config_file examples/accelerate/fsdp.yaml -m tf_tools.cli.train \\
       -m M train.jsonl -o runs/tf
   tf-sample -m runs/tf/final -n 1 --temperature 0 test.jsonl | tf-grade
@@ -67,6 +68,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in -o from its newest checkpoint (same model, data and settings).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in -o.")] = False,
     keep_going: common.KeepGoing = False,
+    config: common.Config = None,
     verbose: common.Verbose = 0,
     quiet: common.Quiet = False,
 ) -> None:
