@@ -206,61 +206,69 @@ def cluster_answers(preds: list[str], eq: Equivalence) -> list[list[int]]:
     member links, so the result is the connected components of "equal" over all pairs even
     where lenient readings make it not transitive.
     """
-    stats = eq.stats
-    latex = [latexify(p) for p in preds]  # math-verify misreads plain-text roots
-    members: dict[Hashable, list[int]] = {}
-    for i, text in enumerate(latex):
-        members.setdefault(canonical_key(text), []).append(i)
-    groups = list(members.values())  # distinct candidates, in order of first appearance
-    stats.key_hits += len(preds) - len(groups)
-    texts = [latex[g[0]] for g in groups]
-    forms = [form_of(t) for t in texts]
-    cluster_of: list[int | None] = [None] * len(groups)
-    follows: list[int | None] = [None] * len(groups)  # fast-equal to an earlier candidate
-    pending: dict[tuple[int, int], int] = {}  # (earlier, later) -> math-verify ticket
-    known: dict[tuple[int, int], bool] = {}  # (earlier, later) -> decided equal?
-    reps: list[int] = []  # candidates that started a cluster, in creation order
-    window = 2 * max(1, eq.cfg.workers)
-    prefetched = False
-    done = 0  # candidates [0, done) are placed
+    run = _Placement(preds, eq)
+    for i in range(len(run.texts)):
+        while run.added - run.done >= run.window:
+            run.absorb()
+            run.place()
+        run.add(i)
+    while not run.place():
+        run.absorb()
+    if run.pending:
+        run.absorb()  # comparisons the placement did not need may still run: the closure uses them
+    final = [c for c in run.cluster_of if c is not None]
+    _close(final, len(run.reps), run.texts, run.forms, run.known, run.pending, eq)
+    merged: dict[int, list[int]] = {}
+    for g, c in zip(run.groups, final, strict=True):
+        merged.setdefault(c, []).extend(g)
+    return sorted((sorted(m) for m in merged.values()), key=lambda m: m[0])
 
-    def place() -> bool:
-        """Place candidates in order while their comparisons are known; False if waiting."""
-        nonlocal done
-        while done < added:
-            i = done
-            leader = follows[i]
-            if leader is not None:
-                cluster_of[i] = cluster_of[leader]
-            elif cluster_of[i] is None:
-                for c, j in enumerate(reps):
-                    if (j, i) in pending:
-                        return False
-                    if known.get((j, i)):
-                        cluster_of[i] = c
-                        break
-                else:
-                    cluster_of[i] = len(reps)
-                    reps.append(i)
-            done += 1
-        return True
 
-    def wait() -> None:
-        for pair, ticket in list(pending.items()):
-            if ticket in ready:
-                known[pair] = ready.pop(ticket)
-                del pending[pair]
+class _Placement:
+    """The representative pass of ``cluster_answers`` over one problem's candidates.
 
-    ready: dict[int, bool] = {}
-    added = 0
-    for i in range(len(groups)):
-        while added - done >= window:
-            ready.update(eq.results())
-            wait()
-            place()
+    Candidates are added in order (``add``) and placed in order (``place``) as soon as the
+    comparisons their placement needs are known; math-verify answers arrive through
+    ``absorb``. Candidate ``i`` either follows an earlier one it is fast-equal to
+    (``follows``), or joins a cluster (``cluster_of``), or starts one (``reps``).
+    """
+
+    def __init__(self, preds: list[str], eq: Equivalence) -> None:
+        self.eq = eq
+        latex = [latexify(p) for p in preds]  # math-verify misreads plain-text roots
+        members: dict[Hashable, list[int]] = {}
+        for i, text in enumerate(latex):
+            members.setdefault(canonical_key(text), []).append(i)
+        self.groups = list(members.values())  # distinct candidates, in order of first appearance
+        eq.stats.key_hits += len(preds) - len(self.groups)
+        self.texts = [latex[g[0]] for g in self.groups]
+        self.forms = [form_of(t) for t in self.texts]
+        self.cluster_of: list[int | None] = [None] * len(self.groups)
+        self.follows: list[int | None] = [None] * len(self.groups)  # fast-equal to an earlier candidate
+        self.pending: dict[tuple[int, int], int] = {}  # (earlier, later) -> math-verify ticket
+        self.known: dict[tuple[int, int], bool] = {}  # (earlier, later) -> decided equal?
+        self.ready: dict[int, bool] = {}  # math-verify answers not yet matched to a pair
+        self.reps: list[int] = []  # candidates that started a cluster, in creation order
+        self.window = 2 * max(1, eq.cfg.workers)
+        self.prefetched = False
+        self.added = 0  # candidates [0, added) are compared with what came before them
+        self.done = 0  # candidates [0, done) are placed
+
+    def add(self, i: int) -> None:
+        """Compare candidate ``i`` with those before it, send math-verify what it must decide."""
+        needs_mv = self._compare(i)
+        if needs_mv:
+            self._send(i, needs_mv)
+        self.added += 1
+        self.place()
+
+    def _compare(self, i: int) -> list[int]:
+        """The earlier candidates only math-verify can tell ``i`` apart from; [] also when a
+        fast "equal" places ``i`` at once."""
+        eq, stats, forms, texts = self.eq, self.eq.stats, self.forms, self.texts
         # representatives, then the waiting candidates that may still become one
-        earlier = reps + [k for k in range(done, added)
-                          if cluster_of[k] is None and follows[k] is None]
+        earlier = self.reps + [k for k in range(self.done, self.added)
+                               if self.cluster_of[k] is None and self.follows[k] is None]
         needs_mv: list[int] = []
         for j in earlier:
             if forms[i].exact is not None and forms[j].exact is not None:
@@ -268,42 +276,76 @@ def cluster_answers(preds: list[str], eq: Equivalence) -> list[list[int]]:
                 continue
             verdict = eq.fast(texts[j], texts[i])
             if verdict:
-                if cluster_of[j] is not None:
-                    cluster_of[i] = cluster_of[j]
+                if self.cluster_of[j] is not None:
+                    self.cluster_of[i] = self.cluster_of[j]
                 else:
-                    follows[i] = j
-                needs_mv = []
-                break
+                    self.follows[i] = j
+                return []
             if verdict is None:
                 if eq.cfg.shortcuts and forms_differ(forms[j], forms[i]):
                     stats.form_decided += 1
                 else:
                     needs_mv.append(j)
-        if needs_mv:
-            stats.answers_mv += 1
-            if not prefetched:
-                eq.prefetch(t for t, f in zip(texts, forms, strict=True) if f.exact is None)
-                prefetched = True
-            for j in needs_mv:
-                answer, ticket = eq.submit(texts[j], texts[i])
-                if answer is None:
-                    pending[(j, i)] = ticket
+        return needs_mv
+
+    def _send(self, i: int, needs_mv: list[int]) -> None:
+        self.eq.stats.answers_mv += 1
+        if not self.prefetched:
+            self.eq.prefetch(t for t, f in zip(self.texts, self.forms, strict=True) if f.exact is None)
+            self.prefetched = True
+        for j in needs_mv:
+            answer, ticket = self.eq.submit(self.texts[j], self.texts[i])
+            if answer is None:
+                self.pending[(j, i)] = ticket
+            else:
+                self.known[(j, i)] = answer
+
+    def place(self) -> bool:
+        """Place candidates in order while their comparisons are known; False if waiting."""
+        while self.done < self.added:
+            i = self.done
+            leader = self.follows[i]
+            if leader is not None:
+                self.cluster_of[i] = self.cluster_of[leader]
+            elif self.cluster_of[i] is None:
+                for c, j in enumerate(self.reps):
+                    if (j, i) in self.pending:
+                        return False
+                    if self.known.get((j, i)):
+                        self.cluster_of[i] = c
+                        break
                 else:
-                    known[(j, i)] = answer
-        added += 1
-        place()
-    while not place():
-        ready.update(eq.results())
-        wait()
-    ready.update(eq.results() if pending else {})
-    wait()  # comparisons the placement did not need may still run: the closure uses them
-    final = [c for c in cluster_of if c is not None]
-    _close(final, len(reps), texts, forms, known, pending, eq)
-    merged: dict[int, list[int]] = {}
-    for g, c in zip(groups, final, strict=True):
-        merged.setdefault(c, []).extend(g)
-    clusters = sorted((sorted(m) for m in merged.values()), key=lambda m: m[0])
-    return clusters
+                    self.cluster_of[i] = len(self.reps)
+                    self.reps.append(i)
+            self.done += 1
+        return True
+
+    def absorb(self) -> None:
+        """Take the math-verify answers finished so far (waiting briefly for one)."""
+        self.ready.update(self.eq.results())
+        for pair, ticket in list(self.pending.items()):
+            if ticket in self.ready:
+                self.known[pair] = self.ready.pop(ticket)
+                del self.pending[pair]
+
+
+class DisjointSets:
+    """Union-find over ``0 .. n-1`` with path halving."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        """The root of ``x``'s set."""
+        parent = self.parent
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(self, a: int, b: int) -> None:
+        """Merge ``b``'s set into ``a``'s (``a``'s root stays the root)."""
+        self.parent[self.find(b)] = self.find(a)
 
 
 def _close(cluster_of: list[int], n_clusters: int, texts: list[str], forms: list[Form],
@@ -320,56 +362,51 @@ def _close(cluster_of: list[int], n_clusters: int, texts: list[str], forms: list
     components of "equal", as comparing all pairs would give. Clusters of one distinct
     candidate, the common case, cost nothing here.
     """
-    stats = eq.stats
     members: list[list[int]] = [[] for _ in range(n_clusters)]
     for g, c in enumerate(cluster_of):
         members[c].append(g)
     extra = [g for m in members for g in m[1:]]  # distinct candidates that are not representatives
     if not extra:
         return
-    parent = list(range(n_clusters))
-
-    def find(c: int) -> int:
-        while parent[c] != c:
-            parent[c] = parent[parent[c]]
-            c = parent[c]
-        return c
-
+    sets = DisjointSets(n_clusters)
     pairs = sorted({(min(a, b), max(a, b)) for a in extra for b in range(len(texts))
                     if cluster_of[a] != cluster_of[b]})
-    pending: dict[int, tuple[int, int]] = {}
+    waiting: dict[int, tuple[int, int]] = {}  # math-verify ticket -> pair
     for j, i in pairs:
-        if find(cluster_of[j]) == find(cluster_of[i]):
+        if sets.find(cluster_of[j]) == sets.find(cluster_of[i]):
             continue
-        if (j, i) in known:  # math-verify answered in the first pass (a fast "equal" won there)
-            if known[(j, i)]:
-                parent[find(cluster_of[i])] = find(cluster_of[j])
-            continue
-        if (j, i) in running:  # sent in the first pass, answer not needed there: wait for it
-            pending[running[(j, i)]] = (j, i)
-            continue
-        if forms[i].exact is not None and forms[j].exact is not None:
-            continue  # two different exact numbers
-        verdict = eq.fast(texts[j], texts[i])
-        if verdict:
-            parent[find(cluster_of[i])] = find(cluster_of[j])
-            continue
-        if verdict is False or (eq.cfg.shortcuts and forms_differ(forms[j], forms[i])):
-            continue
-        answer, ticket = eq.submit(texts[j], texts[i])
-        if answer:
-            parent[find(cluster_of[i])] = find(cluster_of[j])
-        elif answer is None:
-            pending[ticket] = (j, i)
-    while pending:
+        equal, ticket = _closure_pair(j, i, texts, forms, known, running, eq)
+        if equal:
+            sets.join(cluster_of[j], cluster_of[i])
+        elif equal is None:
+            waiting[ticket] = (j, i)
+    while waiting:
         for ticket, same in eq.results().items():
-            pair = pending.pop(ticket, None)
+            pair = waiting.pop(ticket, None)
             if pair is not None and same:
-                parent[find(cluster_of[pair[1]])] = find(cluster_of[pair[0]])
-    merges = sum(1 for c in range(n_clusters) if find(c) != c)
-    stats.closure_merges += merges
+                sets.join(cluster_of[pair[0]], cluster_of[pair[1]])
+    eq.stats.closure_merges += sum(1 for c in range(n_clusters) if sets.find(c) != c)
     for g, c in enumerate(cluster_of):
-        cluster_of[g] = find(c)
+        cluster_of[g] = sets.find(c)
+
+
+def _closure_pair(j: int, i: int, texts: list[str], forms: list[Form],
+                  known: dict[tuple[int, int], bool], running: dict[tuple[int, int], int],
+                  eq: Equivalence) -> tuple[bool | None, int]:
+    """Whether candidates ``j < i`` are equal, as ``Equivalence.submit`` says it:
+    ``(equal, -1)`` when decided, ``(None, ticket)`` while math-verify compares them."""
+    if (j, i) in known:  # math-verify answered in the first pass (a fast "equal" won there)
+        return known[(j, i)], -1
+    if (j, i) in running:  # sent in the first pass, answer not needed there: wait for it
+        return None, running[(j, i)]
+    if forms[i].exact is not None and forms[j].exact is not None:
+        return False, -1  # two different exact numbers
+    verdict = eq.fast(texts[j], texts[i])
+    if verdict is not None:
+        return verdict, -1
+    if eq.cfg.shortcuts and forms_differ(forms[j], forms[i]):
+        return False, -1
+    return eq.submit(texts[j], texts[i])
 
 
 def entropy(sizes: Iterable[int]) -> float:

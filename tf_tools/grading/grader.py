@@ -91,9 +91,10 @@ class _Pending:
         self.rec, self.pred, self.method, self.t0 = rec, pred, method, t0
 
 
-def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
-                golds_of: Callable[[Any], tuple[str, ...]]) -> Record | tuple[_Pending, tuple[str, ...]]:
-    t0 = time.perf_counter()
+def _read_answers(rec: Record, cfg: GradeConfig, golds_of: Callable[[Any], tuple[str, ...]],
+                  ) -> tuple[str | None, str, tuple[str, ...]]:
+    """The record's predicted answer, how it was found, and its gold answers; InputError
+    when the gold field or the model output is missing."""
     if cfg.answer_key not in rec:
         raise InputError(f"record has no {cfg.answer_key!r} field (the gold answer)",
                          hint="name the gold field with --answer-key")
@@ -114,6 +115,13 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
             golds = (plain_number(raw_gold.strip()),)
         if pred is not None and method in ("whole", "last_number") and _COMMA_NUMBER.fullmatch(pred):
             pred = plain_number(pred)
+    return pred, method, golds
+
+
+def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
+                golds_of: Callable[[Any], tuple[str, ...]]) -> Record | tuple[_Pending, tuple[str, ...]]:
+    t0 = time.perf_counter()
+    pred, method, golds = _read_answers(rec, cfg, golds_of)
 
     def done(verdict: str, reason: str, path: str) -> Record:
         return _finish(rec, pred, verdict, reason, path, method, time.perf_counter() - t0, cfg, stats)
@@ -124,7 +132,7 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
         return done("ungradable", f"no gold answer in {cfg.answer_key!r}", "gold")
     letters = _gold_letters(golds, cfg.choices)
     if letters:
-        text = rec[text_key]
+        text = rec[cfg.pred_key or cfg.completion_key]
         letter = extract_letter(text, cfg.choices or "ABCDE") if isinstance(text, str) else None
         if letter is not None:
             pred, method = letter, "letter"
@@ -190,19 +198,7 @@ def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
     field, or any exception while grading it) raises InputError naming its line; with
     ``cfg.keep_going`` it is passed on ``ungradable`` and marked failed instead."""
     stats = stats if stats is not None else GradeStats()
-    gold_cache: dict[str, tuple[str, ...]] = {}
-
-    def golds_of(value: Any) -> tuple[str, ...]:
-        key = value if isinstance(value, str) else repr(value)
-        found = gold_cache.get(key)
-        if found is None:
-            found = tuple(gold_answers(value))
-            if len(key) <= LONG:  # 4096 golds of 200,000 characters would fill the memory
-                if len(gold_cache) > 4096:
-                    gold_cache.clear()
-                gold_cache[key] = found
-        return found
-
+    golds_of = _cached_golds()
     out: dict[int, Record | _Pending] = {}
     next_out = 0
     pool = None
@@ -244,6 +240,25 @@ def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
     finally:
         if pool is not None:
             pool.close()
+
+
+def _cached_golds() -> Callable[[Any], tuple[str, ...]]:
+    """``gold_answers`` as a tuple, remembered for the run (the samples of a problem share
+    its gold)."""
+    cache: dict[str, tuple[str, ...]] = {}
+
+    def golds_of(value: Any) -> tuple[str, ...]:
+        key = value if isinstance(value, str) else repr(value)
+        found = cache.get(key)
+        if found is None:
+            found = tuple(gold_answers(value))
+            if len(key) <= LONG:  # 4096 golds of 200,000 characters would fill the memory
+                if len(cache) > 4096:
+                    cache.clear()
+                cache[key] = found
+        return found
+
+    return golds_of
 
 
 def _failed(rec: Record, exc: Exception, t0: float, cfg: GradeConfig, stats: GradeStats,
