@@ -51,6 +51,7 @@ from tf_tools.clustering import (  # noqa: E402
     Equivalence,
     cluster_answers,
 )
+from tf_tools.clustering.answers import DisjointSets  # noqa: E402
 from tf_tools.records import group_by_id, read_jsonl_file  # noqa: E402
 from tf_tools.schema import is_fusable  # noqa: E402
 
@@ -92,12 +93,11 @@ def problems(path: str, limit: int | None) -> list[tuple[Any, list[str], list[in
 # --------------------------------------------------------------------------- clustering
 
 
-class Ours:
-    """tf-cluster's clustering, one Equivalence (pool, caches) for the whole run."""
+class Clusterer:
+    """One way of clustering, run over chunks of problems: each problem's partition, pairs
+    compared and math-verify calls, and the wall time of all its chunks."""
 
-    def __init__(self, cfg: ClusterConfig) -> None:
-        self.stats = ClusterStats()
-        self.eq = Equivalence(cfg, self.stats)
+    def __init__(self) -> None:
         self.parts: list[list[list[int]]] = []
         self.checks: list[int] = []
         self.mv: list[int] = []
@@ -106,11 +106,32 @@ class Ours:
     def run(self, chunk) -> None:
         t0 = time.perf_counter()
         for _pid, preds, _idx in chunk:
-            c0, m0 = self.stats.checks, self.stats.mv_calls
-            self.parts.append(cluster_answers(preds, self.eq))
-            self.checks.append(self.stats.checks - c0)
-            self.mv.append(self.stats.mv_calls - m0)
+            part, checks, mv = self.cluster(preds)
+            self.parts.append(part)
+            self.checks.append(checks)
+            self.mv.append(mv)
         self.seconds += time.perf_counter() - t0
+
+    def cluster(self, preds: list[str]) -> tuple[list[list[int]], int, int]:
+        """One problem's partition, pairs compared, math-verify calls."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Ours(Clusterer):
+    """tf-cluster's clustering, one Equivalence (pool, caches) for the whole run."""
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        super().__init__()
+        self.stats = ClusterStats()
+        self.eq = Equivalence(cfg, self.stats)
+
+    def cluster(self, preds: list[str]) -> tuple[list[list[int]], int, int]:
+        c0, m0 = self.stats.checks, self.stats.mv_calls
+        part = cluster_answers(preds, self.eq)
+        return part, self.stats.checks - c0, self.stats.mv_calls - m0
 
     def close(self) -> None:
         self.eq.close()
@@ -135,59 +156,44 @@ def run_pool(pool, pairs: list[tuple[str, str]]) -> list[bool]:
     return [results[i] for i in range(len(pairs))]
 
 
-class Naive:
+class Naive(Clusterer):
     """Every pair, the same pairwise rule, connected components; a pool of the same size."""
 
     def __init__(self, cfg: ClusterConfig) -> None:
         from tf_tools.answers.pool import VerifyPool
 
+        super().__init__()
         self.cfg = cfg
         self.pool = VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb)
-        self.parts: list[list[list[int]]] = []
-        self.checks: list[int] = []
-        self.mv: list[int] = []
-        self.seconds = 0.0
 
-    def run(self, chunk) -> None:
-        t0 = time.perf_counter()
-        for _pid, raw, _idx in chunk:
-            preds = [latexify(p) for p in raw]
-            n = len(preds)
-            forms = [form_of(p) for p in preds]
-            edges, undecided = [], []
-            for i in range(n):
-                for j in range(i + 1, n):
-                    same = fast_decision(preds[i], preds[j], self.cfg.tolerance)
-                    if same is not None:
-                        if same:
-                            edges.append((i, j))
-                    elif not forms_differ(forms[i], forms[j]):
-                        undecided.append((i, j))
-            equal = run_pool(self.pool, [(preds[i], preds[j]) for i, j in undecided])
-            edges += [e for e, ok in zip(undecided, equal, strict=True) if ok]
-            self.parts.append(components(n, edges))
-            self.checks.append(n * (n - 1) // 2)
-            self.mv.append(len(undecided))
-        self.seconds += time.perf_counter() - t0
+    def cluster(self, raw: list[str]) -> tuple[list[list[int]], int, int]:
+        preds = [latexify(p) for p in raw]
+        n = len(preds)
+        forms = [form_of(p) for p in preds]
+        edges, undecided = [], []
+        for i in range(n):
+            for j in range(i + 1, n):
+                same = fast_decision(preds[i], preds[j], self.cfg.tolerance)
+                if same is not None:
+                    if same:
+                        edges.append((i, j))
+                elif not forms_differ(forms[i], forms[j]):
+                    undecided.append((i, j))
+        equal = run_pool(self.pool, [(preds[i], preds[j]) for i, j in undecided])
+        edges += [e for e, ok in zip(undecided, equal, strict=True) if ok]
+        return components(n, edges), n * (n - 1) // 2, len(undecided)
 
     def close(self) -> None:
         self.pool.close()
 
 
 def components(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    sets = DisjointSets(n)
     for i, j in edges:
-        parent[find(j)] = find(i)
+        sets.join(i, j)
     groups: dict[int, list[int]] = {}
     for i in range(n):
-        groups.setdefault(find(i), []).append(i)
+        groups.setdefault(sets.find(i), []).append(i)
     return list(groups.values())
 
 

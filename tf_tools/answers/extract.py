@@ -125,6 +125,14 @@ def _box_content(text: str, pos: int) -> tuple[str | None, int]:
     return None, i
 
 
+def _last_match(pattern: re.Pattern[str], text: str, pos: int = 0) -> re.Match[str] | None:
+    """The last match of ``pattern`` in ``text`` at or after ``pos`` (matches do not overlap)."""
+    last = None
+    for m in pattern.finditer(text, pos):
+        last = m
+    return last
+
+
 def _strip_sentence_end(ans: str) -> str:
     ans = ans.strip()
     ans = re.sub(r"\s*(?:I hope it is correct|Hope this helps).*$", "", ans, flags=re.I)
@@ -145,9 +153,13 @@ def _unwrap_math(ans: str) -> str:
     return ans
 
 
-def find_phrase(text: str) -> str | None:
-    found = _find_phrase_at(text)
+def _answer_of(found: tuple[Any, ...] | None) -> str | None:
+    """The answer of a ``(position, answer, ...)`` that a ``_*_at`` finder returns."""
     return found[1] if found else None
+
+
+def find_phrase(text: str) -> str | None:
+    return _answer_of(_find_phrase_at(text))
 
 
 def _find_phrase_at(text: str, start: int = 0) -> tuple[int, str | None, bool] | None:
@@ -158,12 +170,7 @@ def _find_phrase_at(text: str, start: int = 0) -> tuple[int, str | None, bool] |
     offset = max(start, len(text) - _TAIL)
     if "answer" not in text[offset:].lower():
         return None  # a substring test is far cheaper than the case-insensitive patterns
-    best = None
-    for m in _PHRASE_RE.finditer(text, offset):
-        best = m
-    if best is None:
-        for m in _ANSWER_LINE_RE.finditer(text, offset):
-            best = m
+    best = _last_match(_PHRASE_RE, text, offset) or _last_match(_ANSWER_LINE_RE, text, offset)
     if best is None:
         return None
     raw = _strip_sentence_end(best.group("ans"))
@@ -208,28 +215,21 @@ def _strip_latex_words(text: str) -> str:
 
 
 def find_gsm8k(text: str) -> str | None:
-    found = _gsm8k_at(text)
-    return found[1] if found else None
+    return _answer_of(_gsm8k_at(text))
 
 
 def _gsm8k_at(text: str, start: int = 0) -> tuple[int, str | None] | None:
     offset = max(start, len(text) - _TAIL)
     if "####" not in text[offset:] and "A:" not in text[offset:]:
         return None
-    best = None
-    for m in _GSM8K_RE.finditer(text, offset):
-        best = m
-    if best is None:
-        best = _FINAL_A_RE.search(text, offset)
+    best = _last_match(_GSM8K_RE, text, offset) or _FINAL_A_RE.search(text, offset)
     return (best.start(), _strip_sentence_end(best.group("ans")) or None) if best else None
 
 
 def _json_answer_at(text: str, start: int = 0) -> tuple[int, str | None] | None:
     if "answer" not in text:
         return None
-    best = None
-    for m in _JSON_ANSWER_RE.finditer(text, start):
-        best = m
+    best = _last_match(_JSON_ANSWER_RE, text, start)
     if best is None:
         return None
     return best.start(), _json_value(best.group("val"))
@@ -249,15 +249,12 @@ def _json_value(raw: str) -> str | None:
 
 
 def find_last_math(text: str) -> str | None:
-    found = _last_math_at(text)
-    return found[1] if found else None
+    return _answer_of(_last_math_at(text))
 
 
 def _last_math_at(text: str) -> tuple[int, str] | None:
     offset = max(0, len(text) - _TAIL)
-    best = None
-    for m in _MATH_ENV_RE.finditer(text, offset):
-        best = m
+    best = _last_match(_MATH_ENV_RE, text, offset)
     if best is None:
         return None
     body = next(g for g in best.groups() if g is not None).strip()
@@ -265,15 +262,12 @@ def _last_math_at(text: str) -> tuple[int, str] | None:
 
 
 def find_last_number(text: str) -> str | None:
-    found = _last_number_at(text)
-    return found[1] if found else None
+    return _answer_of(_last_number_at(text))
 
 
 def _last_number_at(text: str) -> tuple[int, str] | None:
     offset = max(0, len(text) - _TAIL)
-    best = None
-    for m in _NUMBER_RE.finditer(text, offset):
-        best = m
+    best = _last_match(_NUMBER_RE, text, offset)
     return (best.end(), plain_number(best.group(0))) if best else None
 
 
@@ -326,9 +320,7 @@ def extract_letter(text: str, choices: str = "ABCDE") -> str | None:
     m = re.match(rf"\s*\(?([{choices}])\)?(?:[.):\s]|$)", tail)
     if m:
         return m.group(1)
-    last = None
-    for m in letter.finditer(tail):
-        last = m
+    last = _last_match(letter, tail)
     return last.group(1) if last else None
 
 

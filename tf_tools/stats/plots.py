@@ -99,6 +99,15 @@ def _bars(ax: Any, labels: list[str], series: list[tuple[str, list[int]]],
         ax.legend(fontsize=8)
 
 
+def _problem_bars(ax: Any, labels: list[str], series: list[tuple[str, list[int]]], n: int,
+                  what: str, xlabel: str) -> None:
+    """``_bars`` counting problems: "``what`` per problem — ``n`` problems"."""
+    _bars(ax, labels, series)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("problems")
+    ax.set_title(f"{what} per problem — {n:,} problems")
+
+
 def _pass_at_k(plt: Any, sec: dict[str, Any], kind: str) -> Any:
     from tf_tools.stats.metrics import MAJ_EXACT_MAX_N, MAJ_RESAMPLES
 
@@ -173,11 +182,8 @@ def _error_rate(plt: Any, groups: list[tuple[str, Any]]) -> Any:
     labels = list(bin_counts([], ERROR_RATE_EDGES, exact_low=True, exact_high=True))
     labels[0] += "\nall correct"
     labels[-1] += "\nall wrong"
-    _bars(ax, labels, series)
-    n = sum(len(acc.error_rates) for _n, acc in groups)
-    ax.set_xlabel("error rate of the problem (wrong / gradable samples)")
-    ax.set_ylabel("problems")
-    ax.set_title(f"Error rate per problem — {n:,} problems")
+    _problem_bars(ax, labels, series, sum(len(acc.error_rates) for _n, acc in groups),
+                  "Error rate", "error rate of the problem (wrong / gradable samples)")
     return fig
 
 
@@ -221,11 +227,8 @@ def _modes(plt: Any, groups: list[tuple[str, Any]]) -> Any:
         labels[-1] = f"{cap}+"
     series = [(name, [sum(1 for x in acc.modes if min(x, cap) == m) for m in range(cap + 1)])
               for name, acc in groups]
-    _bars(ax, labels, series)
-    n = sum(len(acc.modes) for _n, acc in groups)
-    ax.set_xlabel("error modes (clusters of equivalent wrong answers)")
-    ax.set_ylabel("problems")
-    ax.set_title(f"Error modes per problem — {n:,} problems")
+    _problem_bars(ax, labels, series, sum(len(acc.modes) for _n, acc in groups),
+                  "Error modes", "error modes (clusters of equivalent wrong answers)")
     return fig
 
 
