@@ -5,7 +5,7 @@ reserved ``_tf`` key, the verdicts, the segment kinds, which kind a record is, t
 one problem's samples, which wrong answers tf-fuse can use, the one shape of ``_tf.error``
 and the one way a command deals with a record that raised (``record_failed``).
 
-It does no I/O (``records.py`` reads and writes lines) and knows no mathematics
+It does no I/O (``records`` reads and writes lines) and knows no mathematics
 (``answers/``); it imports nothing from tf_tools but ``errors``.
 """
 

@@ -1,6 +1,7 @@
 """The mathematics of answers, shared by tf-grade, tf-cluster and tf-stats (layer 2).
 
 - ``extract.py``: the final answer in a model's output, the gold answer(s) in a data field;
+- ``boxes.py``: the argument of ``\\boxed{...}`` and chains of adjacent boxes (for both);
 - ``equivalence.py``: normal forms, numbers, and ``fast_equal`` (the cheap paths that decide
   most pairs without SymPy);
 - ``values.py``: the value of a constant answer without SymPy, and plain-text math as LaTeX;

@@ -3,7 +3,8 @@
 Extraction order for predictions (DESIGN §4 step 2), first hit wins:
 
 1. the last ``\\boxed{...}`` / ``\\fbox{...}`` (balanced braces, ``\\boxed 5``), together with
-   boxes right before it that are only separated by commas or "and" (``\\boxed{1}, \\boxed{2}``);
+   boxes right before it that are only separated by commas or "and" (``\\boxed{1}, \\boxed{2}``;
+   ``boxes.py``);
 2. "final answer is ..." / "the answer is ..." / a closing ``Answer: ...`` line;
 3. GSM8K's ``#### N``;
 4. an ``"answer"`` field of a JSON object in the text (ZeroEval-style outputs);
@@ -21,20 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
-# Adjacent boxes form one answer ("\\boxed{1}, \\boxed{2}") when the text between them is
-# short, or a little longer with a separator: the rule of latex2sympy2_extended's
-# extract_boxed_content (Apache-2.0), so both graders read multi-box answers alike.
-_BOX_SEPARATOR_RE = re.compile(r"\b(?:and|or)\b|,|;")
-_SENTENCE_END_RE = re.compile(r"[.!?](?:\s|$)")
-
-
-def _boxes_join(between: str, content: str, next_content: str) -> bool:
-    if _SENTENCE_END_RE.search(between):
-        return False  # "... $\\boxed{a}$.\n\nThus, \\boxed{b}": a restatement, not a list
-    if len(between) < 10:
-        return True
-    return content != next_content and len(between) < 70 and bool(_BOX_SEPARATOR_RE.search(between))
+from tf_tools.answers.boxes import BOX_RE, find_boxed, inside_box
 
 # phrase anchors, searched in the tail only so they stay cheap on huge outputs
 _TAIL = 4000
@@ -72,57 +60,6 @@ class ExtractOptions:
 
     last_math: bool = False
     last_number: bool = False
-
-
-def find_boxed(text: str) -> list[str] | None:
-    """Contents of the last box, plus the boxes chained right before it; None if none.
-
-    Returns None also when the last box is unbalanced (``\\boxed{1+{2``): an answer we
-    cannot delimit is no answer, not a guess.
-    """
-    starts = [m for m in _BOX_RE.finditer(text)]
-    if not starts:
-        return None
-    chain: list[str] = []
-    end_of_next: int | None = None
-    for m in reversed(starts):
-        content, end = _box_content(text, m.end())
-        if content is None:
-            if chain:
-                break
-            return None
-        if end_of_next is not None and not _boxes_join(text[end:end_of_next], content, chain[-1]):
-            break
-        chain.append(content)
-        end_of_next = m.start()
-    chain.reverse()
-    return chain
-
-
-def _box_content(text: str, pos: int) -> tuple[str | None, int]:
-    """The argument of a box macro that ends at ``pos``, and where the argument ends."""
-    n = len(text)
-    i = pos
-    while i < n and text[i] in " \t":
-        i += 1
-    if i < n and text[i] == "{":
-        depth = 0
-        for j in range(i, n):
-            c = text[j]
-            if c == "\\":
-                continue
-            if c == "{" and (j == 0 or text[j - 1] != "\\"):
-                depth += 1
-            elif c == "}" and text[j - 1] != "\\":
-                depth -= 1
-                if depth == 0:
-                    return text[i + 1 : j].strip(), j + 1
-        return None, n
-    # \boxed 5 : the argument is the next token
-    m = re.compile(r"[^\s$]+").match(text, i)
-    if m and i > pos:
-        return m.group(0).rstrip(".,;"), m.end()
-    return None, i
 
 
 def _last_match(pattern: re.Pattern[str], text: str, pos: int = 0) -> re.Match[str] | None:
@@ -286,7 +223,7 @@ def find_whole_expression(text: str) -> str | None:
     stripped = text.strip()
     if not stripped or len(stripped) > 200 or "\n" in stripped:
         return None
-    if _BOX_RE.search(stripped) or stripped.count("{") != stripped.count("}"):
+    if BOX_RE.search(stripped) or stripped.count("{") != stripped.count("}"):
         return None  # a box we could not delimit is no answer
     if _WORD_RE.search(_strip_latex_words(stripped)):
         return None
@@ -350,7 +287,7 @@ def extract_answer(text: Any, options: ExtractOptions = ExtractOptions()) -> tup
     if boxed:
         # "... = \\boxed{255}. Final Answer: The final answer is $10,455$": a closing
         # statement after the last box wins; boxes before it were intermediate results
-        if closing and closing[0] > last_box and not _inside_box(text, last_box, closing[0]):
+        if closing and closing[0] > last_box and not inside_box(text, last_box, closing[0]):
             return closing[1], closing[2]
         return ", ".join(boxed), "boxed"
     if closing:
@@ -384,11 +321,6 @@ def _cut_special_tokens(text: str) -> str:
         return text
     m = _SPECIAL_TOKEN_RE.search(text)
     return text[: m.start()] if m else text
-
-
-def _inside_box(text: str, box_start: int, pos: int) -> bool:
-    content, end = _box_content(text, box_start + (6 if text.startswith("\\boxed", box_start) else 5))
-    return content is None or pos < end
 
 
 def gold_answers(value: Any) -> list[str]:
