@@ -30,10 +30,10 @@ from tf_tools import __version__
 from tf_tools.clustering.answers import (
     ClusterConfig,
     ClusterStats,
-    Equivalence,
     cluster_answers,
     entropy,
 )
+from tf_tools.clustering.equivalence import Equivalence
 from tf_tools.errors import InputError
 from tf_tools.records import group_by_id
 from tf_tools.schema import (
