@@ -70,6 +70,9 @@ def test_last_math_fallback_and_later_wins():
     text = "We get $d = \\frac{90}{n}$. So there are 12 sequences"
     assert extract_answer(text, ExtractOptions(last_math=True)) == ("d = \\frac{90}{n}", "last_math")
     assert extract_answer(text, ExtractOptions(last_math=True, last_number=True)) == ("12", "last_number")
+    # the same past the 4000-character tail the finders search: the later one still wins
+    long = "x " * 3000 + text
+    assert extract_answer(long, ExtractOptions(last_math=True, last_number=True)) == ("12", "last_number")
     # inline math does not span lines
     assert extract_answer("Answer $ \n 9 \n $", ExtractOptions(last_math=True)) == (None, "none")
 

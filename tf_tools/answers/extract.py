@@ -195,7 +195,7 @@ def _last_math_at(text: str) -> tuple[int, str] | None:
     if best is None:
         return None
     body = next(g for g in best.groups() if g is not None).strip()
-    return (offset + best.end(), body) if body else None
+    return (best.end(), body) if body else None  # finditer's positions are absolute
 
 
 def find_last_number(text: str) -> str | None:
