@@ -80,12 +80,7 @@ def sample(
         resolve_engine(engine)
         shard_spec = parse_shard(shard)  # a bad --shard is a usage error before the model loads
         paths = common.require_input(inputs)
-        template_text = None
-        if template:
-            try:
-                template_text = open(template, encoding="utf-8").read()
-            except OSError as exc:
-                raise UsageError(f"cannot read --template {template}: {exc.strerror}") from None
+        template_text = _read_template(template)
         # tf-sample's records carry the id as "id" whatever --id-key read it from
         out = common.open_output(output, resume, "problems already complete", problem_size=n,
                                  stdout=None if output else common.protect_stdout())
@@ -101,27 +96,44 @@ def sample(
         )
         reader = JsonlReader(paths, keep_going=keep_going, step="sample")
         stats = SampleStats()
-        total = common.count_lines(paths)
         problems = in_shard(reader, shard_spec, id_key)
         try:
-            with console.Progress("problems", total, enabled=not quiet) as bar:
-                bar.count = written = out.n_done
-
-                def show(s: SampleStats) -> None:
-                    # sample_problems calls this after each chunk, when the loop below has
-                    # written all of that chunk's problems: the bar (and a heartbeat line's
-                    # rate and eta) moves by whole chunks
-                    bar.postfix = f"{s.samples} samples, {s.tokens} tokens, {s.tokens_per_s:.0f} tok/s"
-                    bar.advance(written - bar.count)
-
-                for group in sample_problems(problems, eng, cfg, stats, reader.where,
-                                             skip=out.done_ids, on_chunk=show):
-                    writer.write_many(group)  # one problem: whole lines, flushed
-                    written += 1
+            with console.Progress("problems", common.count_lines(paths), enabled=not quiet) as bar:
+                _write_problems(lambda show: sample_problems(problems, eng, cfg, stats, reader.where,
+                                                             skip=out.done_ids, on_chunk=show),
+                                writer, bar, out.n_done)
         finally:
             writer.close()
         writer.commit()
         common.finish(stats)
+
+
+def _write_problems(groups_of, writer, bar, done: int) -> None:  # type: ignore[no-untyped-def]
+    """Write each problem's lines as ``groups_of(on_chunk)`` yields them; the bar moves by
+    whole chunks: sample_problems calls ``on_chunk`` after each chunk, when this loop has
+    written all of that chunk's problems (so a heartbeat line's rate and eta are per chunk)."""
+    bar.count = written = done
+
+    def show(s) -> None:  # type: ignore[no-untyped-def]
+        bar.postfix = f"{s.samples} samples, {s.tokens} tokens, {s.tokens_per_s:.0f} tok/s"
+        bar.advance(written - bar.count)
+
+    for group in groups_of(show):
+        writer.write_many(group)  # one problem: whole lines, flushed
+        written += 1
+
+
+def _read_template(template: str | None) -> str | None:
+    """The text of --template FILE (a usage error when it cannot be read), or None."""
+    from tf_tools.errors import UsageError
+
+    if not template:
+        return None
+    try:
+        with open(template, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read --template {template}: {exc.strerror}") from None
 
 
 def main() -> None:
