@@ -31,6 +31,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
 @app.command(help=HELP, no_args_is_help=False)
+@common.tf_command("tf-cluster", "id_key", "resume", "keep_going", "shard")
 def cluster(
     inputs: common.Inputs = None,
     output: common.Output = None,
@@ -41,33 +42,27 @@ def cluster(
     no_math_verify: Annotated[bool, typer.Option("--no-math-verify", help="Only the fast paths: pairs they cannot decide count as different.")] = False,
     no_shortcuts: Annotated[bool, typer.Option("--no-shortcuts", help="Send every pair the fast paths cannot decide to math-verify (no telling answers apart by their value or form).")] = False,
     memory_mb: common.WorkerMemory = 4096,
-    id_key: common.IdKey = "id",
-    resume: common.Resume = False,
-    keep_going: common.KeepGoing = False,
-    shard: common.Shard = None,
-    config: common.Config = None,
-    verbose: common.Verbose = 0,
-    quiet: common.Quiet = False,
+    *,
+    run: common.Run,
 ) -> None:
-    with common.command("tf-cluster", verbose, quiet):
-        from tf_tools import console
-        from tf_tools.clustering import ClusterConfig, ClusterStats, cluster_records
-        from tf_tools.records import JsonlReader, in_shard, parse_shard
+    from tf_tools import console
+    from tf_tools.clustering import ClusterConfig, ClusterStats, cluster_records
+    from tf_tools.records import JsonlReader, in_shard, parse_shard
 
-        paths = common.require_input(inputs)
-        cfg = ClusterConfig(id_key=id_key, unsorted=unsorted, tolerance=tolerance,
-                            workers=workers or (os.cpu_count() or 2), timeout=timeout,
-                            memory_mb=memory_mb, math_verify=not no_math_verify, shortcuts=not no_shortcuts,
-                            keep_going=keep_going)
-        if unsorted:
-            console.warn("--unsorted: holding every record in memory until the input ends")
-        reader = JsonlReader(paths, keep_going=keep_going, step="cluster")
-        records = in_shard(reader, parse_shard(shard), id_key)
-        out = common.open_output(output, resume, "problems already summarised", id_key=id_key)
-        stats = ClusterStats()
-        common.write_all(cluster_records(out.skip(records), cfg, stats, reader.where), out.writer,
-                         "problems", quiet=quiet, chunk=16)
-        common.finish(stats)
+    paths = common.require_input(inputs)
+    cfg = ClusterConfig(id_key=run.id_key, unsorted=unsorted, tolerance=tolerance,
+                        workers=workers or (os.cpu_count() or 2), timeout=timeout,
+                        memory_mb=memory_mb, math_verify=not no_math_verify, shortcuts=not no_shortcuts,
+                        keep_going=run.keep_going)
+    if unsorted:
+        console.warn("--unsorted: holding every record in memory until the input ends")
+    reader = JsonlReader(paths, keep_going=run.keep_going, step="cluster")
+    records = in_shard(reader, parse_shard(run.shard), run.id_key)
+    out = common.open_output(output, run.resume, "problems already summarised", id_key=run.id_key)
+    stats = ClusterStats()
+    common.write_all(cluster_records(out.skip(records), cfg, stats, reader.where), out.writer,
+                     "problems", quiet=run.quiet, chunk=16)
+    common.finish(stats)
 
 
 def main() -> None:

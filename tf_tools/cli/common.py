@@ -11,6 +11,8 @@ STYLE.md exit codes: 0 success (also when downstream closed the pipe), 1 could n
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -74,6 +76,65 @@ Config = Annotated[
     typer.Option("--config", metavar="FILE", is_eager=True, callback=_load_config,
                  help="Read options from a TOML or YAML file (keys: long option names, e.g. max-tokens = 512); options given on the command line win."),
 ]
+
+@dataclass(frozen=True)
+class Run:
+    """The options every command shares, as this run got them (a command that does not take
+    one of them sees its default here)."""
+
+    verbose: int = 0
+    quiet: bool = False
+    id_key: str = "id"
+    resume: bool = False
+    keep_going: bool = False
+    shard: str | None = None
+
+
+# name -> (option, default), in --help order after the command's own options
+_RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "id_key": (IdKey, "id"),
+    "resume": (Resume, False),
+    "keep_going": (KeepGoing, False),
+    "shard": (Shard, None),
+    "config": (Config, None),
+    "verbose": (Verbose, 0),
+    "quiet": (Quiet, False),
+}
+_EVERY_COMMAND = ("config", "verbose", "quiet")
+
+
+def tf_command(prog: str, *shared: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command function the shared options ``shared`` (of ``id_key``, ``resume``,
+    ``keep_going``, ``shard``) plus ``--config``, ``-v`` and ``-q``, which every command has,
+    and run its body inside :func:`command`. The function declares only its own options and
+    takes the shared ones as ``run: Run``.
+
+    typer builds the command line from the returned function's signature: the function's
+    own parameters (``run`` left out), then the shared options in one fixed order."""
+    unknown = set(shared) - set(_RUN_OPTIONS)
+    assert not unknown, f"not a shared option: {unknown}"
+    names = [n for n in _RUN_OPTIONS if n in shared or n in _EVERY_COMMAND]
+
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "run"]
+        added = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                   default=_RUN_OPTIONS[n][1], annotation=_RUN_OPTIONS[n][0])
+                 for n in names]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> None:
+            kwargs.pop("config", None)  # already applied: its callback set the defaults
+            run = Run(**{n: kwargs.pop(n) for n in names if n != "config"})
+            with command(prog, run.verbose, run.quiet):
+                func(**kwargs, run=run)
+
+        params = own + added
+        wrapper.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
 
 # options that several commands share, with one meaning and one spelling
 Model = Annotated[str, typer.Option("-m", "--model", help="Local model folder (or hub id where a hub is reachable).")]

@@ -46,10 +46,10 @@ class Policy(str, Enum):
 
 
 @app.command(help=HELP, no_args_is_help=False)
+@common.tf_command("tf-fuse", "id_key", "resume", "keep_going", "shard")
 def fuse(
     inputs: common.Inputs = None,
     output: common.Output = None,
-    resume: common.Resume = False,
     policy: Annotated[Policy, typer.Option("--policy", help="How many wrong attempts a sample gets.")] = Policy.adaptive,
     k_max: Annotated[int, typer.Option("--k-max", min=0, help="Most wrong attempts per sample (every policy).")] = 3,
     gamma: Annotated[float, typer.Option("--gamma", min=0.0, help="Scale of k (adaptive, linear).")] = 1.0,
@@ -63,43 +63,38 @@ def fuse(
     problem_key: Annotated[str, typer.Option("--problem-key", help="Field with the problem text.")] = "problem",
     completion_key: common.CompletionKey = "completion",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the choices within clusters and of the reflection prompts.")] = 0,
-    id_key: common.IdKey = "id",
-    keep_going: common.KeepGoing = False,
-    shard: common.Shard = None,
-    config: common.Config = None,
-    verbose: common.Verbose = 0,
-    quiet: common.Quiet = False,
+    *,
+    run: common.Run,
 ) -> None:
-    with common.command("tf-fuse", verbose, quiet):
-        from tf_tools import console
-        from tf_tools.fusion import FuseConfig, FuseStats, fuse_records, load_counter
-        from tf_tools.fusion.fuse import FROM_TRAJECTORIES
-        from tf_tools.fusion.text import REFLECTIONS, load_reflections
-        from tf_tools.records import JsonlReader, in_shard, parse_shard
+    from tf_tools import console
+    from tf_tools.fusion import FuseConfig, FuseStats, fuse_records, load_counter
+    from tf_tools.fusion.fuse import FROM_TRAJECTORIES
+    from tf_tools.fusion.text import REFLECTIONS, load_reflections
+    from tf_tools.records import JsonlReader, in_shard, parse_shard
 
-        paths = common.require_input(inputs)
-        if max_tokens is not None and tokenizer is None:
-            console.warn("--max-tokens without --tokenizer: counting approximate tokens "
-                         "(words and punctuation marks)")
-        cfg = FuseConfig(
-            policy=policy.value, gamma=gamma, k_max=k_max, min_error_rate=min_error_rate,
-            min_modes=min_modes, max_correct=max_correct, seed=seed,
-            reflections=load_reflections(reflections) if reflections else REFLECTIONS,
-            reflections_source=reflections or "builtin",
-            system=FROM_TRAJECTORIES if system is None else system,
-            max_tokens=max_tokens, tokenizer=tokenizer, id_key=id_key, problem_key=problem_key,
-            completion_key=completion_key, keep_going=keep_going,
-        )
-        counter = load_counter(tokenizer)
-        reader = JsonlReader(paths, keep_going=keep_going, step="fuse")
-        records = in_shard(reader, parse_shard(shard), id_key)
-        # a problem's samples are written together: a killed run's last one is redone
-        out = common.open_output(output, resume, "problems already fused", id_key=id_key,
-                                 redo_last=True)
-        stats = FuseStats()
-        common.write_all(fuse_records(out.skip(records), cfg, stats, counter, reader.where),
-                         out.writer, "samples", quiet=quiet)
-        common.finish(stats)
+    paths = common.require_input(inputs)
+    if max_tokens is not None and tokenizer is None:
+        console.warn("--max-tokens without --tokenizer: counting approximate tokens "
+                     "(words and punctuation marks)")
+    cfg = FuseConfig(
+        policy=policy.value, gamma=gamma, k_max=k_max, min_error_rate=min_error_rate,
+        min_modes=min_modes, max_correct=max_correct, seed=seed,
+        reflections=load_reflections(reflections) if reflections else REFLECTIONS,
+        reflections_source=reflections or "builtin",
+        system=FROM_TRAJECTORIES if system is None else system,
+        max_tokens=max_tokens, tokenizer=tokenizer, id_key=run.id_key, problem_key=problem_key,
+        completion_key=completion_key, keep_going=run.keep_going,
+    )
+    counter = load_counter(tokenizer)
+    reader = JsonlReader(paths, keep_going=run.keep_going, step="fuse")
+    records = in_shard(reader, parse_shard(run.shard), run.id_key)
+    # a problem's samples are written together: a killed run's last one is redone
+    out = common.open_output(output, run.resume, "problems already fused", id_key=run.id_key,
+                             redo_last=True)
+    stats = FuseStats()
+    common.write_all(fuse_records(out.skip(records), cfg, stats, counter, reader.where),
+                     out.writer, "samples", quiet=run.quiet)
+    common.finish(stats)
 
 
 def main() -> None:

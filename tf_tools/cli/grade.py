@@ -28,6 +28,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
 @app.command(help=HELP, no_args_is_help=False)
+@common.tf_command("tf-grade", "id_key", "resume", "keep_going", "shard")
 def grade(
     inputs: common.Inputs = None,
     output: common.Output = None,
@@ -40,43 +41,37 @@ def grade(
     answer_key: Annotated[str, typer.Option("--answer-key", help="Field with the gold answer (string, GSM8K '... #### 42', a MATH solution with \\boxed, or a list).")] = "answer",
     completion_key: common.CompletionKey = "completion",
     pred_key: Annotated[str | None, typer.Option("--pred-key", help="Take the prediction from this field as-is instead of extracting it.")] = None,
-    id_key: common.IdKey = "id",
     check_gold: Annotated[bool, typer.Option("--check-gold", help="Read problems and report every gold answer that does not parse or does not equal itself (exit 1 if any).")] = False,
     memory_mb: common.WorkerMemory = 4096,
-    resume: common.Resume = False,
-    keep_going: common.KeepGoing = False,
-    shard: common.Shard = None,
-    config: common.Config = None,
-    verbose: common.Verbose = 0,
-    quiet: common.Quiet = False,
+    *,
+    run: common.Run,
 ) -> None:
-    with common.command("tf-grade", verbose, quiet):
-        from tf_tools import console
-        from tf_tools.grading.grader import GradeConfig, GradeStats, check_golds, grade_records
-        from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
+    from tf_tools import console
+    from tf_tools.grading.grader import GradeConfig, GradeStats, check_golds, grade_records
+    from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
 
-        paths = common.require_input(inputs)
-        cfg = GradeConfig(
-            completion_key=completion_key, answer_key=answer_key, pred_key=pred_key,
-            id_key=id_key, last_number=last_number, last_math=last_math, choices=choices,
-            tolerance=tolerance, workers=workers or (os.cpu_count() or 2), timeout=timeout,
-            memory_mb=memory_mb, keep_going=keep_going,
-        )
-        reader = JsonlReader(paths, keep_going=keep_going, step="grade")
-        records = in_shard(reader, parse_shard(shard), id_key)
-        if check_gold:
-            n_bad = common.write_all(check_golds(records, cfg, reader.where), JsonlWriter(output),
-                                     "bad golds", quiet=quiet)
-            console.log.warning("checked the golds of %d records: %d cannot be graded against", reader.n_read, n_bad)
-            if n_bad:
-                raise typer.Exit(EXIT_ERROR)
-            return
-        out = common.open_output(output, resume, "records already graded", id_key=id_key,
-                                 per_record=True)
-        stats = GradeStats()
-        common.write_all(grade_records(out.skip(records), cfg, stats, reader.where), out.writer,
-                         "records", common.count_lines(paths), quiet, done=out.n_done)
-        common.finish(stats)
+    paths = common.require_input(inputs)
+    cfg = GradeConfig(
+        completion_key=completion_key, answer_key=answer_key, pred_key=pred_key,
+        id_key=run.id_key, last_number=last_number, last_math=last_math, choices=choices,
+        tolerance=tolerance, workers=workers or (os.cpu_count() or 2), timeout=timeout,
+        memory_mb=memory_mb, keep_going=run.keep_going,
+    )
+    reader = JsonlReader(paths, keep_going=run.keep_going, step="grade")
+    records = in_shard(reader, parse_shard(run.shard), run.id_key)
+    if check_gold:
+        n_bad = common.write_all(check_golds(records, cfg, reader.where), JsonlWriter(output),
+                                 "bad golds", quiet=run.quiet)
+        console.log.warning("checked the golds of %d records: %d cannot be graded against", reader.n_read, n_bad)
+        if n_bad:
+            raise typer.Exit(EXIT_ERROR)
+        return
+    out = common.open_output(output, run.resume, "records already graded", id_key=run.id_key,
+                             per_record=True)
+    stats = GradeStats()
+    common.write_all(grade_records(out.skip(records), cfg, stats, reader.where), out.writer,
+                     "records", common.count_lines(paths), run.quiet, done=out.n_done)
+    common.finish(stats)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
 @app.command(help=HELP)
+@common.tf_command("tf-sample", "id_key", "resume", "keep_going", "shard")
 def sample(
     inputs: common.Inputs = None,
     model: common.Model = "",
@@ -45,7 +46,6 @@ def sample(
     template: Annotated[str | None, typer.Option("--template", help="Prompt template file with {problem}, for models without a chat template.")] = None,
     problem_key: Annotated[str | None, typer.Option("--problem-key", help="Field with the problem text (default: problem, question, ...).")] = None,
     answer_key: Annotated[str | None, typer.Option("--answer-key", help="Field with the gold answer (default: answer, final_answer, ...).")] = None,
-    id_key: common.IdKey = "id",
     dtype: Annotated[str, typer.Option("--dtype", help="auto (the model's own; float32 on a CPU without native bf16), bfloat16, float16, float32.")] = "auto",
     max_model_len: Annotated[int | None, typer.Option("--max-model-len", help="Context length; longer prompts come back failed.")] = None,
     tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel GPUs (vllm).")] = 1,
@@ -53,59 +53,54 @@ def sample(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per generate() call (hf engine).")] = 16,
     chunk: Annotated[int, typer.Option("--chunk", help="Problems handed to the engine at once; output is written after each chunk.")] = 256,
     output: common.Output = None,
-    resume: common.Resume = False,
-    keep_going: common.KeepGoing = False,
-    shard: common.Shard = None,
-    config: common.Config = None,
-    verbose: common.Verbose = 0,
-    quiet: common.Quiet = False,
+    *,
+    run: common.Run,
 ) -> None:
-    with common.command("tf-sample", verbose, quiet):
-        from tf_tools import console
-        from tf_tools.errors import UsageError
-        from tf_tools.records import JsonlReader, in_shard, parse_shard
-        from tf_tools.sampling.engines import (
-            EngineConfig,
-            SamplingConfig,
-            make_engine,
-            resolve_engine,
-        )
-        from tf_tools.sampling.prompts import FieldMap
-        from tf_tools.sampling.sampler import SampleConfig, SampleStats, sample_problems
+    from tf_tools import console
+    from tf_tools.errors import UsageError
+    from tf_tools.records import JsonlReader, in_shard, parse_shard
+    from tf_tools.sampling.engines import (
+        EngineConfig,
+        SamplingConfig,
+        make_engine,
+        resolve_engine,
+    )
+    from tf_tools.sampling.prompts import FieldMap
+    from tf_tools.sampling.sampler import SampleConfig, SampleStats, sample_problems
 
-        if not model:
-            raise UsageError("no model: give one with -m/--model")
-        if n < 1 or max_tokens < 1 or chunk < 1:
-            raise UsageError("-n, --max-tokens and --chunk must be at least 1")
-        resolve_engine(engine)
-        shard_spec = parse_shard(shard)  # a bad --shard is a usage error before the model loads
-        paths = common.require_input(inputs)
-        template_text = _read_template(template)
-        # tf-sample's records carry the id as "id" whatever --id-key read it from
-        out = common.open_output(output, resume, "problems already complete", problem_size=n,
-                                 stdout=None if output else common.protect_stdout())
-        writer = out.writer
-        eng = make_engine(EngineConfig(model=model, engine=engine, dtype=dtype, max_model_len=max_model_len,
-                                       tp=tp, gpu_memory_utilization=gpu_memory_utilization,
-                                       batch_size=batch_size))
-        cfg = SampleConfig(
-            sampling=SamplingConfig(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
-                                    max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed),
-            fields=FieldMap(problem_key, answer_key, id_key), system=system or None,
-            template=template_text, chunk=chunk, keep_going=keep_going, model_name=model,
-        )
-        reader = JsonlReader(paths, keep_going=keep_going, step="sample")
-        stats = SampleStats()
-        problems = in_shard(reader, shard_spec, id_key)
-        try:
-            with console.Progress("problems", common.count_lines(paths), enabled=not quiet) as bar:
-                _write_problems(lambda show: sample_problems(problems, eng, cfg, stats, reader.where,
-                                                             skip=out.done_ids, on_chunk=show),
-                                writer, bar, out.n_done)
-        finally:
-            writer.close()
-        writer.commit()
-        common.finish(stats)
+    if not model:
+        raise UsageError("no model: give one with -m/--model")
+    if n < 1 or max_tokens < 1 or chunk < 1:
+        raise UsageError("-n, --max-tokens and --chunk must be at least 1")
+    resolve_engine(engine)
+    shard_spec = parse_shard(run.shard)  # a bad --shard is a usage error before the model loads
+    paths = common.require_input(inputs)
+    template_text = _read_template(template)
+    # tf-sample's records carry the id as "id" whatever --id-key read it from
+    out = common.open_output(output, run.resume, "problems already complete", problem_size=n,
+                             stdout=None if output else common.protect_stdout())
+    writer = out.writer
+    eng = make_engine(EngineConfig(model=model, engine=engine, dtype=dtype, max_model_len=max_model_len,
+                                   tp=tp, gpu_memory_utilization=gpu_memory_utilization,
+                                   batch_size=batch_size))
+    cfg = SampleConfig(
+        sampling=SamplingConfig(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
+                                max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed),
+        fields=FieldMap(problem_key, answer_key, run.id_key), system=system or None,
+        template=template_text, chunk=chunk, keep_going=run.keep_going, model_name=model,
+    )
+    reader = JsonlReader(paths, keep_going=run.keep_going, step="sample")
+    stats = SampleStats()
+    problems = in_shard(reader, shard_spec, run.id_key)
+    try:
+        with console.Progress("problems", common.count_lines(paths), enabled=not run.quiet) as bar:
+            _write_problems(lambda show: sample_problems(problems, eng, cfg, stats, reader.where,
+                                                         skip=out.done_ids, on_chunk=show),
+                            writer, bar, out.n_done)
+    finally:
+        writer.close()
+    writer.commit()
+    common.finish(stats)
 
 
 def _write_problems(groups_of, writer, bar, done: int) -> None:  # type: ignore[no-untyped-def]

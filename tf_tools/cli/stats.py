@@ -55,6 +55,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
 @app.command(help=HELP, no_args_is_help=False)
+@common.tf_command("tf-stats", "id_key", "keep_going")
 def stats(
     inputs: Annotated[list[str] | None, typer.Argument(help="JSONL files of any stage, or tf-train run folders; '-' or none reads stdin.", show_default=False)] = None,
     by: Annotated[str | None, typer.Option("--by", metavar="FIELD", help="Group by the value of FIELD (a dotted path reaches into objects: source.model).")] = None,
@@ -65,43 +66,39 @@ def stats(
     compare: Annotated[bool, typer.Option("--compare", help="Compare two graded evaluation files A B (the two inputs) problem by problem: accuracies, B - A with a bootstrap 95% interval, exact McNemar p, problems won/lost.")] = False,
     intersect: Annotated[bool, typer.Option("--intersect", help="With --compare: compare the problems both files have (and say how many were left out) instead of refusing files whose ids differ.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="With --compare: seed of the bootstrap resamples.")] = 0,
-    id_key: common.IdKey = "id",
-    keep_going: common.KeepGoing = False,
-    config: common.Config = None,
-    verbose: common.Verbose = 0,
-    quiet: common.Quiet = False,
+    *,
+    run: common.Run,
 ) -> None:
-    with common.command("tf-stats", verbose, quiet):
-        if compare:
-            _compare(inputs or [], id_key, intersect, seed, as_json, keep_going, by=by,
-                     plot=plot, tokenizer=tokenizer)
-            return
-        if intersect:
-            raise UsageError("--intersect applies to --compare only")
-        from tf_tools import console
-        from tf_tools.records import JsonlReader
-        from tf_tools.stats import StatsConfig, resolve_inputs, summarize
+    if compare:
+        _compare(inputs or [], run.id_key, intersect, seed, as_json, run.keep_going, by=by,
+                 plot=plot, tokenizer=tokenizer)
+        return
+    if intersect:
+        raise UsageError("--intersect applies to --compare only")
+    from tf_tools import console
+    from tf_tools.records import JsonlReader
+    from tf_tools.stats import StatsConfig, resolve_inputs, summarize
 
-        paths = resolve_inputs(common.require_input(inputs))
-        cfg = StatsConfig(by=by, id_key=id_key, tolerance=tolerance, tokenizer=tokenizer,
-                          keep_going=keep_going)
-        reader = JsonlReader(paths, keep_going=keep_going, step="stats")
-        report = summarize(reader, cfg, reader.where, lambda: reader.location()["file"])
-        summary = report.to_dict()
-        if report.failed:
-            console.warn(f"{report.failed} records marked failed upstream (_tf.error) were left out")
-        if by and report.runs:
-            console.warn("--by does not apply to loss logs: they are shown per run")
-        if plot:
-            from tf_tools.stats.plots import write_plots
+    paths = resolve_inputs(common.require_input(inputs))
+    cfg = StatsConfig(by=by, id_key=run.id_key, tolerance=tolerance, tokenizer=tokenizer,
+                      keep_going=run.keep_going)
+    reader = JsonlReader(paths, keep_going=run.keep_going, step="stats")
+    report = summarize(reader, cfg, reader.where, lambda: reader.location()["file"])
+    summary = report.to_dict()
+    if report.failed:
+        console.warn(f"{report.failed} records marked failed upstream (_tf.error) were left out")
+    if by and report.runs:
+        console.warn("--by does not apply to loss logs: they are shown per run")
+    if plot:
+        from tf_tools.stats.plots import write_plots
 
-            for path in write_plots(report, plot):
-                console.log.warning("wrote %s", path)
-        if as_json:
-            _print_json(summary)
-        else:
-            _print_tables(summary)
-        _exit_if_bad(report.bad, report.bad_records)
+        for path in write_plots(report, plot):
+            console.log.warning("wrote %s", path)
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_tables(summary)
+    _exit_if_bad(report.bad, report.bad_records)
 
 
 def _exit_if_bad(n_bad: int, shown: list[dict[str, str]]) -> None:

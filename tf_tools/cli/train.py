@@ -40,6 +40,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
 @app.command(help=HELP, no_args_is_help=False)
+@common.tf_command("tf-train", "keep_going")
 def train(
     inputs: common.Inputs = None,
     model: Annotated[str, typer.Option("-m", "--model", help="The student: a local model folder with a chat template.")] = "",
@@ -67,58 +68,55 @@ def train(
     save_dtype: Annotated[str, typer.Option("--save-dtype", help="dtype of final/: auto (the student's), float32, bfloat16, float16.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in -o from its newest checkpoint (same model, data and settings).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in -o.")] = False,
-    keep_going: common.KeepGoing = False,
-    config: common.Config = None,
-    verbose: common.Verbose = 0,
-    quiet: common.Quiet = False,
+    *,
+    run: common.Run,
 ) -> None:
-    with common.command("tf-train", verbose, quiet):
-        import os
+    import os
 
-        from tf_tools.errors import UsageError
-        from tf_tools.records import JsonlReader, JsonlWriter
-        from tf_tools.training import TrainConfig
-        from tf_tools.training import train as run_training
+    from tf_tools.errors import UsageError
+    from tf_tools.records import JsonlReader, JsonlWriter
+    from tf_tools.training import TrainConfig
+    from tf_tools.training import train as run_training
 
-        if not model:
-            raise UsageError("no model: give the student with -m/--model")
-        if not output:
-            raise UsageError("no run folder: give one with -o/--output (e.g. -o runs/tf)")
-        paths = common.require_input(inputs)
-        if paths == ["-"] and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise UsageError("several processes cannot share stdin: name the input files")
-        cfg = TrainConfig(
-            model=model, output=output, epochs=epochs, max_steps=max_steps, lr=lr,
-            weight_decay=weight_decay, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm,
-            global_batch_size=global_batch_size, micro_batch_size=micro_batch_size,
-            max_length=max_length, packing=packing, pack_length=pack_length,
-            group_by_length=group_by_length, mask_incorrect=mask_incorrect,
-            mask_reflection=mask_reflection, precision=precision,
-            gradient_checkpointing=gradient_checkpointing,
-            attn_implementation=attn_implementation, seed=seed, save_steps=save_steps,
-            save_total_limit=save_total_limit, save_dtype=save_dtype, resume=resume,
-            overwrite=overwrite, keep_going=keep_going, quiet=quiet,
-        )
-        cfg.check()
-        reader = JsonlReader(paths, keep_going=keep_going, step="train")
-        stdout = common.protect_stdout()
-        with _StepProgress(enabled=not quiet and int(os.environ.get("RANK", "0")) == 0) as progress:
-            manifest = run_training(reader, cfg, reader.where, on_step=progress)
-        if int(os.environ.get("RANK", "0")) == 0:
-            writer = JsonlWriter(None, stdout=stdout)
-            writer.write(manifest)
-            writer.commit()
-        skipped = manifest["skipped"]
-        if manifest.get("steps"):
-            n_skipped = skipped["too_long"] + skipped["bad"] + skipped.get("empty", 0)
-            console.log.warning(
-                "trained %d steps on %d samples%s: %d tokens (%s tok/s, padding %.1f%%), final "
-                "loss %s; model in %s", manifest["steps"], manifest["samples"],
-                f" ({n_skipped} skipped, {100 * skipped.get('fraction', 0):.1f}%)" if n_skipped else "",
-                manifest["tokens_seen"], manifest["tokens_per_s"],
-                100 * manifest["padding_share"], manifest["final_loss"], manifest["final"])
-        if keep_going and skipped.get("bad"):
-            raise typer.Exit(EXIT_PARTIAL)
+    if not model:
+        raise UsageError("no model: give the student with -m/--model")
+    if not output:
+        raise UsageError("no run folder: give one with -o/--output (e.g. -o runs/tf)")
+    paths = common.require_input(inputs)
+    if paths == ["-"] and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError("several processes cannot share stdin: name the input files")
+    cfg = TrainConfig(
+        model=model, output=output, epochs=epochs, max_steps=max_steps, lr=lr,
+        weight_decay=weight_decay, warmup_ratio=warmup_ratio, max_grad_norm=max_grad_norm,
+        global_batch_size=global_batch_size, micro_batch_size=micro_batch_size,
+        max_length=max_length, packing=packing, pack_length=pack_length,
+        group_by_length=group_by_length, mask_incorrect=mask_incorrect,
+        mask_reflection=mask_reflection, precision=precision,
+        gradient_checkpointing=gradient_checkpointing,
+        attn_implementation=attn_implementation, seed=seed, save_steps=save_steps,
+        save_total_limit=save_total_limit, save_dtype=save_dtype, resume=resume,
+        overwrite=overwrite, keep_going=run.keep_going, quiet=run.quiet,
+    )
+    cfg.check()
+    reader = JsonlReader(paths, keep_going=run.keep_going, step="train")
+    stdout = common.protect_stdout()
+    with _StepProgress(enabled=not run.quiet and int(os.environ.get("RANK", "0")) == 0) as progress:
+        manifest = run_training(reader, cfg, reader.where, on_step=progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        writer = JsonlWriter(None, stdout=stdout)
+        writer.write(manifest)
+        writer.commit()
+    skipped = manifest["skipped"]
+    if manifest.get("steps"):
+        n_skipped = skipped["too_long"] + skipped["bad"] + skipped.get("empty", 0)
+        console.log.warning(
+            "trained %d steps on %d samples%s: %d tokens (%s tok/s, padding %.1f%%), final "
+            "loss %s; model in %s", manifest["steps"], manifest["samples"],
+            f" ({n_skipped} skipped, {100 * skipped.get('fraction', 0):.1f}%)" if n_skipped else "",
+            manifest["tokens_seen"], manifest["tokens_per_s"],
+            100 * manifest["padding_share"], manifest["final_loss"], manifest["final"])
+    if run.keep_going and skipped.get("bad"):
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 class _StepProgress:
