@@ -359,3 +359,20 @@ def test_a_big_answer_queued_behind_a_slow_one_does_not_hang(tmp_path):
         ("slow", "ungradable"), ("nested", "ungradable"), ("good", "correct")]
     assert out[1]["_tf"]["grade"]["path"] == "timeout"
     assert time.monotonic() - t0 < 60
+
+
+def test_workers_run_the_parents_code_not_a_tf_tools_in_the_current_folder(tmp_path):
+    # The fork server behind the math-verify workers runs `python -c`, whose sys.path starts
+    # with the current folder: it preloaded the worker module from a tf_tools package there
+    # (another checkout, another version) instead of the one tf-grade itself runs.
+    shadow = tmp_path / "tf_tools"
+    shadow.mkdir()
+    marker = tmp_path / "imported"
+    (shadow / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('x')\n")
+    write_jsonl(tmp_path / "t.jsonl", [traj(0, "x^2+2x+1", "so \\boxed{(x+1)^2}")])
+    done = subprocess.run([tool("tf-grade"), "t.jsonl"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    [rec] = read_jsonl(done.stdout)
+    assert (rec["verdict"], rec["_tf"]["grade"]["path"]) == ("correct", "math-verify")
+    assert not marker.exists(), "a process imported the tf_tools of the current folder"

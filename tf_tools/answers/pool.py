@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import queue
 import sys
 import threading
@@ -38,6 +39,28 @@ def _context() -> Any:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["tf_tools.answers.worker"])
     return ctx
+
+
+@contextlib.contextmanager
+def _parent_sys_path() -> Iterator[None]:
+    """Start the fork server (on the first worker) with this process's ``sys.path``.
+
+    The fork server runs ``python -c``, whose ``sys.path`` starts with the current folder,
+    and preloads the worker module from there; a worker it forks takes the parent's
+    ``sys.path`` only after that. So a ``tf_tools`` (or a ``math_verify.py``) in the folder
+    tf-grade runs in was the code the workers ran, not the parent's. Here the server gets
+    the parent's path through PYTHONPATH, and PYTHONSAFEPATH keeps the folder off it."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p or os.curdir) for p in sys.path)
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager
@@ -123,7 +146,7 @@ class VerifyPool:
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=_serve, args=(child, self.memory_mb), daemon=True)
-        with _main_hidden():
+        with _main_hidden(), _parent_sys_path():
             proc.start()
         child.close()
         return _Worker(proc, parent, _Sender(parent))
