@@ -3,7 +3,9 @@
 # tf-grade | tf-cluster | tf-fuse (and tf-grade | tf-stats --json) on every examples/data/*.jsonl with the
 # code at PYTHONPATH (default: this checkout) and writes them under OUT with timing fields
 # removed; diff two OUT folders to compare.
-#   PYTHONPATH=/tmp/before bench/identity.sh /tmp/id-before
+#   (cd /tmp/before && PYTHONPATH=/tmp/before /path/to/bench/identity.sh /tmp/id-before)
+#   -- from the other tree's own folder: before a0cfc8c the math-verify workers' fork server
+#   imported tf_tools from the current folder, whatever PYTHONPATH said
 #   bench/identity.sh /tmp/id-after && diff -r /tmp/id-before /tmp/id-after
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
