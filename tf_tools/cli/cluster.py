@@ -47,7 +47,6 @@ def cluster(
 ) -> None:
     from tf_tools import console
     from tf_tools.clustering import ClusterConfig, ClusterStats, cluster_records
-    from tf_tools.records import JsonlReader, in_shard, parse_shard
 
     paths = common.require_input(inputs)
     cfg = ClusterConfig(id_key=run.id_key, unsorted=unsorted, tolerance=tolerance,
@@ -56,8 +55,7 @@ def cluster(
                         keep_going=run.keep_going)
     if unsorted:
         console.warn("--unsorted: holding every record in memory until the input ends")
-    reader = JsonlReader(paths, keep_going=run.keep_going, step="cluster")
-    records = in_shard(reader, parse_shard(run.shard), run.id_key)
+    reader, records = run.read(paths, "cluster")
     out = common.open_output(output, run.resume, "problems already summarised", id_key=run.id_key)
     stats = ClusterStats()
     common.write_all(cluster_records(out.skip(records), cfg, stats, reader.where), out.writer,

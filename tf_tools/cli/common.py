@@ -77,6 +77,7 @@ Config = Annotated[
                  help="Read options from a TOML or YAML file (keys: long option names, e.g. max-tokens = 512); options given on the command line win."),
 ]
 
+
 @dataclass(frozen=True)
 class Run:
     """The options every command shares, as this run got them (a command that does not take
@@ -89,16 +90,19 @@ class Run:
     keep_going: bool = False
     shard: str | None = None
 
+    def read(self, paths: list[str], step: str) -> tuple[Any, Iterator[Record]]:
+        """The input's reader (it says where a record came from) and the records of this
+        run's ``--shard``, read with its ``--keep-going``."""
+        from tf_tools.records import JsonlReader, in_shard, parse_shard
 
-# name -> (option, default), in --help order after the command's own options
-_RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "id_key": (IdKey, "id"),
-    "resume": (Resume, False),
-    "keep_going": (KeepGoing, False),
-    "shard": (Shard, None),
-    "config": (Config, None),
-    "verbose": (Verbose, 0),
-    "quiet": (Quiet, False),
+        reader = JsonlReader(paths, keep_going=self.keep_going, step=step)
+        return reader, in_shard(reader, parse_shard(self.shard), self.id_key)
+
+
+# name -> option, in --help order after the command's own options; the defaults are Run's
+_RUN_OPTIONS: dict[str, Any] = {
+    "id_key": IdKey, "resume": Resume, "keep_going": KeepGoing, "shard": Shard,
+    "config": Config, "verbose": Verbose, "quiet": Quiet,
 }
 _EVERY_COMMAND = ("config", "verbose", "quiet")
 
@@ -118,7 +122,7 @@ def tf_command(prog: str, *shared: str) -> Callable[[Callable[..., None]], Calla
     def decorate(func: Callable[..., None]) -> Callable[..., None]:
         own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "run"]
         added = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                   default=_RUN_OPTIONS[n][1], annotation=_RUN_OPTIONS[n][0])
+                                   default=getattr(Run, n, None), annotation=_RUN_OPTIONS[n])
                  for n in names]
 
         @functools.wraps(func)

@@ -70,7 +70,6 @@ def fuse(
     from tf_tools.fusion import FuseConfig, FuseStats, fuse_records, load_counter
     from tf_tools.fusion.fuse import FROM_TRAJECTORIES
     from tf_tools.fusion.text import REFLECTIONS, load_reflections
-    from tf_tools.records import JsonlReader, in_shard, parse_shard
 
     paths = common.require_input(inputs)
     if max_tokens is not None and tokenizer is None:
@@ -86,8 +85,7 @@ def fuse(
         completion_key=completion_key, keep_going=run.keep_going,
     )
     counter = load_counter(tokenizer)
-    reader = JsonlReader(paths, keep_going=run.keep_going, step="fuse")
-    records = in_shard(reader, parse_shard(run.shard), run.id_key)
+    reader, records = run.read(paths, "fuse")
     # a problem's samples are written together: a killed run's last one is redone
     out = common.open_output(output, run.resume, "problems already fused", id_key=run.id_key,
                              redo_last=True)

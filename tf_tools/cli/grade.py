@@ -48,7 +48,7 @@ def grade(
 ) -> None:
     from tf_tools import console
     from tf_tools.grading.grader import GradeConfig, GradeStats, check_golds, grade_records
-    from tf_tools.records import JsonlReader, JsonlWriter, in_shard, parse_shard
+    from tf_tools.records import JsonlWriter
 
     paths = common.require_input(inputs)
     cfg = GradeConfig(
@@ -57,8 +57,7 @@ def grade(
         tolerance=tolerance, workers=workers or (os.cpu_count() or 2), timeout=timeout,
         memory_mb=memory_mb, keep_going=run.keep_going,
     )
-    reader = JsonlReader(paths, keep_going=run.keep_going, step="grade")
-    records = in_shard(reader, parse_shard(run.shard), run.id_key)
+    reader, records = run.read(paths, "grade")
     if check_gold:
         n_bad = common.write_all(check_golds(records, cfg, reader.where), JsonlWriter(output),
                                  "bad golds", quiet=run.quiet)
