@@ -106,6 +106,12 @@ def main() -> None:
         agree_mv = sum(mv[i] == cases[i]["equal"] for i in idx)
         print(f"{name}: {len(idx)} cases  tf-grade {agree_tf}/{len(idx)} = {agree_tf / len(idx):.1%}"
               f"  math-verify {agree_mv}/{len(idx)} = {agree_mv / len(idx):.1%}")
+        # the worst error: a "not equal" case graded equal (a wrong answer trained on as right)
+        unequal = [i for i in idx if not cases[i]["equal"]]
+        fp_tf = sum(tf[i] is True for i in unequal)
+        fp_mv = sum(mv[i] is True for i in unequal)
+        print(f"  false positives (not-equal cases graded equal): tf-grade {fp_tf}/{len(unequal)}"
+              f"  math-verify {fp_mv}/{len(unequal)}")
     by_source: Counter = Counter()
     for i in groups["default settings"]:
         by_source[(cases[i]["source"], tf[i] == cases[i]["equal"], mv[i] == cases[i]["equal"])] += 1

@@ -17,11 +17,15 @@ BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 # extract_boxed_content (Apache-2.0), so both graders read multi-box answers alike.
 _BOX_SEPARATOR_RE = re.compile(r"\b(?:and|or)\b|,|;")
 _SENTENCE_END_RE = re.compile(r"[.!?](?:\s|$)")
+_CONCLUSION_RE = re.compile(r"\b(?:thus|hence|therefore|so|but|instead|actually|wait)\b", re.IGNORECASE)
 
 
 def _boxes_join(between: str, content: str, next_content: str) -> bool:
-    if _SENTENCE_END_RE.search(between):
-        return False  # "... $\\boxed{a}$.\n\nThus, \\boxed{b}": a restatement, not a list
+    if _SENTENCE_END_RE.search(between) or _CONCLUSION_RE.search(between):
+        # "... $\\boxed{a}$.\n\nThus, \\boxed{b}", "\\boxed{1} and or thus but \\boxed{2}": the
+        # later box restates or corrects, it does not continue a list (math-verify's own
+        # test case, which its rule fails)
+        return False
     if len(between) < 10:
         return True
     return content != next_content and len(between) < 70 and bool(_BOX_SEPARATOR_RE.search(between))

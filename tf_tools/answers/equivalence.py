@@ -25,9 +25,23 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 
+from tf_tools.answers.notation import (
+    choice_letter,
+    decorations,
+    grouped_integer,
+    list_entries,
+    squeeze,
+    time_of_day,
+    vector_entries,
+)
+
 # ----------------------------------------------------------------------------- normalising
 
-_TEXT_MACRO_RE = re.compile(r"\\(?:text|textbf|textit|textnormal|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+# text and font commands: \mathcal{C} is the letter C, \mathbf{v} the name v
+_TEXT_MACRO_RE = re.compile(
+    r"\\(?:text|textbf|textit|textnormal|mathrm|mathbf|mbox|operatorname|mathcal|mathit|mathsf|"
+    r"mathtt|mathscr|mathfrak|mathbb|boldsymbol|bm)\s*\{([^{}]*)\}"
+)
 _SPACING_RE = re.compile(r"\\[,;:! ]|\\quad|\\qquad|~|\\displaystyle|\\left|\\right|\\bigl|\\bigr|\\Bigl|\\Bigr")
 _DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\\circ(?![a-zA-Z])")
 _CURRENCY_RE = re.compile(r"\\\$|\$|€|£|¥|\bUSD\b|\bdollars?\b|\bcents?\b|\bRs\.?\s|\\euro")
@@ -37,12 +51,12 @@ _ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?(?:\([a-z]\))?\s*(?:=
 _UNIT_TAIL_RE = re.compile(
     r"^(?P<num>[-+]?(?:[\d.,/]+|\\frac\{[-\d.]+\}\{[-\d.]+\}))\s*(?:[A-Za-z]{2,}\.?)(?:\s+[A-Za-z]+\.?)*(?:\^?\{?[23]\}?)?$"
 )
-_THIN_THOUSANDS_RE = re.compile(r"(?<=\d),\s*\\!\s*(?=\d{3})")
+# "11,\!111,\!100", "1,\!23,\!45,\!678": a digit grouping, never a list
+_THIN_THOUSANDS_RE = re.compile(r"(?<=\d),\s*\\!\s*(?=\d)")
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z ]{1,60}[A-Za-z]\s*=\s*(?=\S)(?!.*=)")
 _NOT_UNITS = {"pi", "sqrt", "frac", "cdot", "times", "and", "or", "i"}
 _WS_RE = re.compile(r"\s+")
 _AND_LIST_RE = re.compile(r"\s*,?\s+and\s+")
-_LETTER_RE = re.compile(r"^\(?([A-Ea-e])\)?(?:[.:)]|\s|$)")
 _LETTER_GOLD_RE = re.compile(r"^\(?([A-E])\)?$")
 WORDS_RE = re.compile(r"^[A-Za-z][A-Za-z \-']{2,}$")
 
@@ -78,7 +92,7 @@ def normalize(answer: str) -> Normal:
         s = s[2:-2]
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _FRAC_SHORT_RE.sub(r"\\frac{\1}{\2}", s)
-    s = _THIN_THOUSANDS_RE.sub(",", s)  # "11,\\!111,\\!100": a thousands separator, not a list
+    s = _THIN_THOUSANDS_RE.sub(",", s)
     s = _SPACING_RE.sub(" ", s)
     s = _unwrap_text(s)
     s = _DEGREE_RE.sub("", s)
@@ -101,8 +115,8 @@ def normalize(answer: str) -> Normal:
 
 
 def compact(text: str) -> str:
-    """Whitespace is not significant in LaTeX math."""
-    return text.replace(" ", "")
+    """Whitespace is not significant in LaTeX math, except between digits (``squeeze``)."""
+    return squeeze(text)
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -111,6 +125,7 @@ _INT_RE = re.compile(r"^[+-]?\d+$")
 _THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?$")
 _DEC_RE = re.compile(r"^[+-]?(?:\d+\.\d*|\.\d+)$")
 _SCI_RE = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:[eE]([+-]?\d+)|\s*(?:\\times|\\cdot|x|\*)\s*10\^\{?([+-]?\d+)\}?)$")
+_MIXED_RE = re.compile(r"^([+-]?)(\d+)\s+(\d+)\s*/\s*(\d+)$")
 _SLASH_RE = re.compile(r"^([+-]?\d+)\s*/\s*([+-]?\d+)$")
 _FRAC_RE = re.compile(r"^([+-]?)\\frac\{\s*([+-]?\d+(?:\.\d+)?)\s*\}\{\s*([+-]?\d+(?:\.\d+)?)\s*\}$")
 
@@ -126,6 +141,12 @@ def to_number(text: str) -> Num | None:
     """The value of a plain number (integer, decimal, fraction, scientific notation); None
     otherwise, and for text over ``LONG`` characters (``_long_numbers`` compares those)."""
     if len(text) > LONG:
+        return None
+    m = _MIXED_RE.match(text.strip())
+    if m:  # "2 3/4", "1045 1/4": a whole number and a proper fraction
+        whole, num, den = int(m.group(2)), int(m.group(3)), int(m.group(4))
+        if 0 < num < den:
+            return Num((-1 if m.group(1) == "-" else 1) * (whole + Fraction(num, den)), True)
         return None
     s = compact(text) if len(text) < 64 else text
     if _INT_RE.match(s):
@@ -198,9 +219,12 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
         return FastResult(True, "normalized")
     letter = _LETTER_GOLD_RE.match(ng.text)
     if letter:
-        m = _LETTER_RE.match(np_.text)
-        if m:
-            return FastResult(m.group(1).upper() == letter.group(1), "letter")
+        choice = choice_letter(np_.text)  # a bare choice only: not "3C", "C'", "C + 1"
+        if choice is not None:
+            return FastResult(choice == letter.group(1), "letter")
+    special = _notations(ng, np_, tolerance)
+    if special is not None:
+        return special
     a, b = to_number(ng.text), to_number(np_.text)
     if a is not None and b is not None:
         if numbers_equal(a, b, tolerance):
@@ -239,6 +263,53 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
         return FastResult(ng.text.lower() == np_.text.lower(), "text")
     if len(ng.text) > LONG or len(np_.text) > LONG:
         return _long_numbers(ng, np_, tolerance)
+    return None
+
+
+def _notations(gold: Normal, pred: Normal, tolerance: float) -> FastResult | None:
+    """Decorated names, times of day, Indian digit groups, one-row/column matrices against
+    lists (``notation.py``); None when none of them applies."""
+    g, p = gold.text, pred.text
+    named = decorations(g, p)
+    if named is not None:
+        return FastResult(named, "decoration")
+    tg = time_of_day(g)
+    if tg is not None:
+        tp = time_of_day(p)
+        if tp is not None:
+            return FastResult(tg == tp, "time")
+    if gold.percent == pred.percent and "," in g + p:
+        ig, ip = grouped_integer(compact(g)), grouped_integer(compact(p))
+        if (ig is None) != (ip is None):  # "12,34,567" against a single number
+            other = to_number(p if ig is not None else g)
+            if other is not None:
+                value = ig if ig is not None else ip
+                return FastResult(numbers_equal(Num(Fraction(value), True), other, tolerance), "grouping")
+    if "\\begin" in g + p:
+        return _vectors(g, p, tolerance)
+    return None
+
+
+def _vectors(gold: str, pred: str, tolerance: float) -> FastResult | None:
+    """A one-row or one-column matrix against a list or tuple of the same entries, in order:
+    equal when every pair of entries is decided equal, different when one pair is decided
+    different or the lengths differ; None otherwise."""
+    vg, vp = vector_entries(gold), vector_entries(pred)
+    if (vg is None) == (vp is None):
+        return None  # two matrices (or none): math-verify compares matrices
+    if vg is None:
+        vg = list_entries(gold, split_top_level)
+    else:
+        vp = list_entries(pred, split_top_level)
+    if vg is None or vp is None:
+        return None
+    if len(vg) != len(vp):
+        return FastResult(False, "vector")
+    decided = [fast_equal(x, y, tolerance) for x, y in zip(vg, vp, strict=True)]
+    if any(d is not None and not d.equal for d in decided):
+        return FastResult(False, "vector")
+    if all(d is not None for d in decided):
+        return FastResult(True, "vector")
     return None
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import resource
 import time
 from collections import OrderedDict
 from typing import Any
 
 import math_verify
+import sympy
 from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
 from tf_tools.answers.values import latexify
@@ -34,7 +36,7 @@ _CACHE_SIZE = 2048
 def math_verify_parse(answer: str) -> list[Any]:
     """Parse one extracted answer with math-verify (no SIGALRM: this process can be killed)."""
     # math-verify reads plain-text "28√2" as 28 and "sqrt(193)" not at all: LaTeX them first
-    text = latexify(answer.strip())
+    text = _plain_names(_degrees_in_trig(latexify(answer.strip())))
     if not (text.startswith("$") or text.startswith("\\(") or text.startswith("\\[")):
         text = f"${text}$"
     parsed = math_verify.parse(
@@ -42,11 +44,77 @@ def math_verify_parse(answer: str) -> list[Any]:
         extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
         parsing_timeout=None,  # type: ignore[arg-type]
     )
-    return [p for p in parsed if not isinstance(p, str)] or list(parsed)
+    exprs = [p for p in parsed if not isinstance(p, str)]
+    if exprs:
+        return exprs
+    # nothing parsed: math-verify then compares the text it extracted, which may be a cut
+    # piece ("\\{" of a set it could not read) that two different answers share; only the
+    # whole answer is compared as text
+    whole = text.strip("$ ")
+    return [p for p in parsed if p.strip("$ ") == whole]
+
+
+_TRIG_RE = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])")
+_DEGREES_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![A-Za-z]))")
+
+
+def _degrees_in_trig(text: str) -> str:
+    """``\\cos(90^\\circ - x)`` -> ``\\cos(\\frac{90\\pi}{180} - x)``: math-verify drops the
+    degree sign, which puts a trigonometric function's argument in radians. Only where a
+    trigonometric function occurs: an angle answer ``30^\\circ`` stays 30."""
+    if "\\" not in text or not _TRIG_RE.search(text):
+        return text
+    return _DEGREES_RE.sub(r"\\frac{\1\\pi}{180}", text)
+
+
+_TEXT_INDEX_RE = re.compile(r"_\s*\{\s*\\(?:text|mathrm|mathit|rm|textrm)\s*\{([^{}]*)\}\s*\}")
+_I_INDEX_RE = re.compile(r"(?<![\\A-Za-z])I(?=\s*_)")
+_E_INDEX_RE = re.compile(r"(?<![\\A-Za-z])[Ee]\s*_\s*(?:([A-Za-z0-9])|\{\s*([A-Za-z0-9])\s*\})")
+_LONE_D_RE = re.compile(r"(?<![\\A-Za-z])d(?![A-Za-z_])")
+
+
+def _plain_names(text: str) -> str:
+    """Names math-verify (0.7) misreads, rewritten alike in gold and prediction to spellings
+    it reads as plain symbols: ``I_1`` became the imaginary unit (so ``I_1 = I_2`` and
+    ``\\mu_0 I_1^2 = \\mu_0 I_1``), ``E_k`` and ``d_{\\text{x}}`` did not parse, and a
+    trailing ``d`` vanished (``2\\pi d`` = ``2\\pi``). math-verify lower-cases names itself,
+    so ``I_1`` -> ``i_1`` merges nothing it did not merge already."""
+    if "_" in text:
+        text = _TEXT_INDEX_RE.sub(r"_{\1}", text)
+        text = _I_INDEX_RE.sub("i", text)
+        text = _E_INDEX_RE.sub(lambda m: "\\mathrm{E}_" + (m.group(1) or m.group(2)), text)
+    if "d" in text:
+        text = _LONE_D_RE.sub(_braced_d, text)
+    return text
+
+
+def _braced_d(m: re.Match[str]) -> str:
+    s, i = m.string, m.start()
+    return "d" if s[i - 1:i] == "{" and s[i + 1:i + 2] == "}" else "{d}"
 
 
 def math_verify_equal(gold_parsed: list[Any], pred_parsed: list[Any]) -> bool:
-    return bool(math_verify.verify(gold_parsed, pred_parsed, timeout_seconds=None))  # type: ignore[arg-type]
+    if math_verify.verify(gold_parsed, pred_parsed, timeout_seconds=None):  # type: ignore[arg-type]
+        return True
+    # complex numbers: math-verify reads i as a variable, so i(3+i) is not -1+3i; when i is
+    # the only symbol on both sides, it is the imaginary unit
+    gold_i, pred_i = _as_complex(gold_parsed), _as_complex(pred_parsed)
+    if gold_i is None or pred_i is None:
+        return False
+    return bool(math_verify.verify(gold_i, pred_i, timeout_seconds=None))  # type: ignore[arg-type]
+
+
+def _as_complex(parsed: list[Any]) -> list[Any] | None:
+    """The parsed answers with the symbol i as sympy's I; None unless i is their only symbol."""
+    out = []
+    for p in parsed:
+        symbols = getattr(p, "free_symbols", None)
+        if symbols is None:
+            return None
+        if any(getattr(s, "name", None) != "i" for s in symbols):
+            return None  # (math-verify's i carries assumptions: compare by name)
+        out.append(p.subs({s: sympy.I for s in symbols}) if symbols else p)
+    return out if any(getattr(p, "free_symbols", None) for p in parsed) else None
 
 
 def limit_memory(megabytes: int) -> None:

@@ -25,6 +25,7 @@ from tf_tools.answers.extract import (
     plain_number,
 )
 from tf_tools.answers.forms import form_of, forms_differ, is_words
+from tf_tools.answers.notation import choice_letter
 from tf_tools.answers.pool import VerifyPool
 from tf_tools.errors import InputError
 from tf_tools.schema import TF_KEY, VERDICTS, Record, is_failed, record_failed, set_provenance
@@ -132,8 +133,15 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
         return done("ungradable", f"no gold answer in {cfg.answer_key!r}", "gold")
     letters = _gold_letters(golds, cfg.choices)
     if letters:
+        # the answer must be a bare choice ("C", "(C) Cecile"), not "3C", "C'" or "\\hat{C}";
+        # only with --choices (the user says the answers are letters) is a letter searched
+        # for in the text when no answer was found
         text = rec[cfg.pred_key or cfg.completion_key]
-        letter = extract_letter(text, cfg.choices or "ABCDE") if isinstance(text, str) else None
+        letter = choice_letter(normalize(pred).text) if pred is not None else None
+        if letter is not None and cfg.choices and letter not in cfg.choices:
+            letter = None
+        if letter is None and cfg.choices and method != "boxed" and isinstance(text, str):
+            letter = extract_letter(text, cfg.choices)  # "The answer is for sure D, not A"
         if letter is not None:
             pred, method = letter, "letter"
             if letter in letters:
@@ -159,8 +167,10 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
                 undecided = True
         elif fast.equal:
             return done("correct", fast.path, fast.path)
+        elif path == "fast":
+            path = fast.path  # the rule that decided "different" (numeric, decoration, time...)
     if not undecided:
-        reason = ("different values" if path == "value" else "numeric") if len(golds) == 1 else "no gold matched"
+        reason = ("different values" if path == "value" else path) if len(golds) == 1 else "no gold matched"
         return done("incorrect", reason, path)
     return _Pending(rec, pred, method, t0), golds
 
