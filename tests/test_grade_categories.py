@@ -10,7 +10,13 @@ from __future__ import annotations
 import pytest
 
 from tf_tools.answers.forms import fast_decision
-from tf_tools.answers.notation import choice_letter, decorations, squeeze, time_of_day, vector_entries
+from tf_tools.answers.notation import (
+    choice_letter,
+    decorations,
+    squeeze,
+    time_of_day,
+    vector_entries,
+)
 from tf_tools.grading.grader import GradeConfig, grade_records
 
 C, W = "correct", "incorrect"

@@ -156,6 +156,17 @@ HUGE_AND_ODD = [
     (["12", None, {"a": 1}], "\\boxed{12}", {"correct"}),
     ({"value": 12}, "\\boxed{12}", {"ungradable"}),
     (None, "\\boxed{12}", {"ungradable"}),
+    # the notations of issue 13 at sizes no answer has: every one still ends as a verdict
+    ("12345678", "\\boxed{" + "12," * 300_000 + "345}", NEEDS_SYMPY),
+    ("2 3/4", "\\boxed{" + "1" * 200_000 + " 1/2}", {"incorrect"}),
+    ("14:05", "\\boxed{" + "1:" * 300_000 + "00}", NEEDS_SYMPY),
+    ("P", "\\boxed{P" + "'" * 500_000 + "}", NEEDS_SYMPY),
+    ("[1, 2]", "\\boxed{\\begin{pmatrix}" + "1\\\\" * 100_000 + "\\end{pmatrix}}", NEEDS_SYMPY),
+    ("x", "\\boxed{" + "\\bar{" * 3000 + "x" + "}" * 3000 + "}", NEEDS_SYMPY),
+    ("-1+3i", "\\boxed{" + "i(" * 2000 + "1" + ")" * 2000 + "}", NEEDS_SYMPY),
+    ("\\sin x", "\\boxed{\\cos(" + "90^\\circ+" * 10_000 + "x)}", NEEDS_SYMPY),
+    ("C", "\\boxed{(C)" + " word" * 200_000 + "}", NEEDS_SYMPY),
+    ("I_1", "\\boxed{" + "I_1 " * 200_000 + "}", NEEDS_SYMPY),
 ]
 
 
@@ -225,6 +236,21 @@ def test_check_gold_reports_bad_golds(tmp_path):
     bad = read_jsonl(result.stdout)
     assert sorted(r["id"] for r in bad) == ["bad1", "bad2", "bad3"]
     assert all(r["where"].endswith(str(path)) for r in bad)
+
+
+def test_check_gold_reports_ambiguous_golds(tmp_path):
+    problems = [{"id": "two boxes", "answer": "so $\\boxed{3}$ cups, and then \\boxed{4} more"},
+                {"id": "range", "answer": "3 to 5"}, {"id": "dash range", "answer": "10-12 years"},
+                {"id": "money range", "answer": "between $5 and $7"},
+                {"id": "a difference is fine", "answer": "x-12"}, {"id": "negative", "answer": "-12"},
+                {"id": "list", "answer": "3, 5"}, {"id": "one box", "answer": "so \\boxed{12}"}]
+    result = runner.invoke(app, ["--check-gold", str(write_jsonl(tmp_path / "p.jsonl", problems))])
+    assert result.exit_code == 1
+    bad = {r["id"]: r for r in read_jsonl(result.stdout)}
+    assert sorted(bad) == ["dash range", "money range", "range", "two boxes"]
+    assert bad["two boxes"]["problem"] == "ambiguous: 2 boxed answers in the gold"
+    assert bad["range"]["problem"] == "ambiguous: a range written as text ('3 to 5')"
+    assert bad["range"]["graded_as"] == ["3 to 5"]
 
 
 def test_shards_partition_the_records():

@@ -144,9 +144,9 @@ def to_number(text: str) -> Num | None:
         return None
     m = _MIXED_RE.match(text.strip())
     if m:  # "2 3/4", "1045 1/4": a whole number and a proper fraction
-        whole, num, den = int(m.group(2)), int(m.group(3)), int(m.group(4))
-        if 0 < num < den:
-            return Num((-1 if m.group(1) == "-" else 1) * (whole + Fraction(num, den)), True)
+        whole, top, bottom = int(m.group(2)), int(m.group(3)), int(m.group(4))
+        if 0 < top < bottom:
+            return Num((-1 if m.group(1) == "-" else 1) * (whole + Fraction(top, bottom)), True)
         return None
     s = compact(text) if len(text) < 64 else text
     if _INT_RE.match(s):
@@ -283,8 +283,8 @@ def _notations(gold: Normal, pred: Normal, tolerance: float) -> FastResult | Non
         if (ig is None) != (ip is None):  # "12,34,567" against a single number
             other = to_number(p if ig is not None else g)
             if other is not None:
-                value = ig if ig is not None else ip
-                return FastResult(numbers_equal(Num(Fraction(value), True), other, tolerance), "grouping")
+                value = Fraction(ig if ig is not None else ip or 0)
+                return FastResult(numbers_equal(Num(value, True), other, tolerance), "grouping")
     if "\\begin" in g + p:
         return _vectors(g, p, tolerance)
     return None

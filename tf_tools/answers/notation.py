@@ -51,8 +51,8 @@ def grouped_integer(text: str) -> int | None:
 
     Only ever compared against a single number: ``12,34,567`` against ``12, 34, 567`` stays
     a list."""
-    m = _INDIAN_RE.fullmatch(text)
-    if not m or len(text) > 4000:
+    m = _INDIAN_RE.fullmatch(text) if len(text) <= 4000 else None  # int() of 4300+ digits raises
+    if not m:
         return None
     value = int(m.group(2).replace(",", ""))
     return -value if m.group(1) == "-" else value

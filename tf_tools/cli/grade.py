@@ -41,7 +41,7 @@ def grade(
     answer_key: Annotated[str, typer.Option("--answer-key", help="Field with the gold answer (string, GSM8K '... #### 42', a MATH solution with \\boxed, or a list).")] = "answer",
     completion_key: common.CompletionKey = "completion",
     pred_key: Annotated[str | None, typer.Option("--pred-key", help="Take the prediction from this field as-is instead of extracting it.")] = None,
-    check_gold: Annotated[bool, typer.Option("--check-gold", help="Read problems and report every gold answer that does not parse or does not equal itself (exit 1 if any).")] = False,
+    check_gold: Annotated[bool, typer.Option("--check-gold", help="Read problems and report every gold answer that does not parse, does not equal itself, or is ambiguous (several boxed answers, a range in words) (exit 1 if any).")] = False,
     memory_mb: common.WorkerMemory = 4096,
     *,
     run: common.Run,
@@ -61,7 +61,7 @@ def grade(
     if check_gold:
         n_bad = common.write_all(check_golds(records, cfg, reader.where), JsonlWriter(output),
                                  "bad golds", quiet=run.quiet)
-        console.log.warning("checked the golds of %d records: %d cannot be graded against", reader.n_read, n_bad)
+        console.log.warning("checked the golds of %d records: %d cannot be graded against or are ambiguous", reader.n_read, n_bad)
         if n_bad:
             raise typer.Exit(EXIT_ERROR)
         return

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from tf_tools import __version__
+from tf_tools.answers.boxes import BOX_RE
 from tf_tools.answers.equivalence import LONG, fast_equal, normalize, to_number
 from tf_tools.answers.extract import (
     ExtractOptions,
@@ -340,6 +341,10 @@ def check_golds(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
             if not golds:
                 yield {**report, "problem": "empty gold answer"}
                 continue
+            ambiguous = ambiguity(rec[cfg.answer_key], golds)
+            if ambiguous:
+                yield {**report, "problem": f"ambiguous: {ambiguous}", "graded_as": list(golds)}
+                continue
             hard = [g for g in golds if not (to_number(normalize(g).text) or _gold_letters((g,), None)
                                              or is_words(g))]
             if not hard:
@@ -357,6 +362,29 @@ def check_golds(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
     finally:
         if pool is not None:
             pool.close()
+
+
+_RANGE_RE = re.compile(
+    r"(?:between|from)?\s*[-+]?\$?\d[\d,]*(?:\.\d+)?\s*(?:to|and|through|--?|–|—|\\text\{\s*to\s*\})\s*"
+    r"[-+]?\$?\d[\d,]*(?:\.\d+)?(?:\s*[A-Za-z%]+\.?)?", re.IGNORECASE)
+
+
+def ambiguity(value: Any, golds: tuple[str, ...]) -> str | None:
+    """Why a gold answer may not say what the data set means, or None: several boxed answers
+    in one gold ("\\boxed{3} ... \\boxed{4}": graded against the last box, or the chain of
+    boxes before it), or a range written as text ("3 to 5", "10-12": a range, or a
+    difference?)."""
+    if isinstance(value, str) and len(value) <= 100_000:
+        boxes = len(BOX_RE.findall(value))
+        if boxes > 1:
+            return f"{boxes} boxed answers in the gold"
+    for g in golds:
+        if len(g) > 200:
+            continue
+        text = normalize(g).text
+        if (_RANGE_RE.fullmatch(text) or _RANGE_RE.fullmatch(g.strip())) and to_number(text) is None:
+            return f"a range written as text ({g!r})"
+    return None
 
 
 def _check_results(pool: Any, pending: dict[int, Record], block: float = 0.05) -> Iterator[Record]:
