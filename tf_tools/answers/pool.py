@@ -132,8 +132,13 @@ def _serve(conn: Connection, memory_mb: int) -> None:
 
 
 class VerifyPool:
+    """``background=True``: the workers start in a thread, and tasks submitted meanwhile wait
+    in a backlog of the pool's own. The first start of the fork server imports math-verify
+    and SymPy (about a second), which the caller spends on its own work instead of waiting
+    (tf-grade's fast paths, for the records that need no SymPy)."""
+
     def __init__(self, workers: int = 2, timeout: float = 5.0, memory_mb: int = 4096,
-                 max_queue: int = 8) -> None:
+                 max_queue: int = 8, background: bool = False) -> None:
         self.n = max(1, workers)
         self.timeout = timeout
         self.memory_mb = memory_mb
@@ -141,7 +146,31 @@ class VerifyPool:
         self.startup_timeout = max(60.0, timeout)
         self.n_killed = 0
         self._ctx = _context()
-        self._workers: list[_Worker] = [self._start() for _ in range(self.n)]
+        self._workers: list[_Worker] = []
+        self._backlog: deque[Task] = deque()
+        self._starter: threading.Thread | None = None
+        if background:
+            self._starter = threading.Thread(target=self._start_all, daemon=True, name="tf-grade-pool-start")
+            self._starter.start()
+        else:
+            self._start_all()
+
+    def _start_all(self) -> None:
+        self._workers = [self._start() for _ in range(self.n)]
+
+    def _started(self, wait_s: float = 0.0) -> bool:
+        """Whether the workers exist (waiting up to ``wait_s`` for them); hands the backlog
+        over once they do."""
+        if self._starter is not None:
+            self._starter.join(wait_s)
+            if self._starter.is_alive():
+                return False
+            self._starter = None
+            if not self._workers:
+                raise RuntimeError("the grading workers could not be started")
+        while self._backlog and self._submit(self._backlog[0]):
+            self._backlog.popleft()
+        return True
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
@@ -155,10 +184,18 @@ class VerifyPool:
 
     @property
     def outstanding(self) -> int:
-        return sum(len(w.queue) for w in self._workers)
+        return len(self._backlog) + sum(len(w.queue) for w in self._workers)
 
     def submit(self, task: Task) -> bool:
         """Queue a task on the worker that parsed its gold before; False if all are full."""
+        if not self._started() or self._backlog:
+            if len(self._backlog) >= self.max_queue * self.n:
+                return False
+            self._backlog.append(task)
+            return True
+        return self._submit(task)
+
+    def _submit(self, task: Task) -> bool:
         affine = self._workers[zlib.crc32("\x00".join(task[1]).encode()) % self.n]
         if len(affine.queue) < self.max_queue:
             target = affine
@@ -179,6 +216,8 @@ class VerifyPool:
 
     def collect(self, block: float = 0.05) -> list[Result]:
         """Results that are ready (waiting up to ``block`` seconds), timeouts included."""
+        if not self._started(block):
+            return []
         busy = [w for w in self._workers if w.queue]
         if not busy:
             return []
@@ -237,6 +276,8 @@ class VerifyPool:
         return (head[0], status, None, reason, self.timeout if status == "timeout" else 0.0)
 
     def close(self) -> None:
+        if self._starter is not None:
+            self._starter.join()
         for w in self._workers:
             if w.queue:
                 w.proc.kill()

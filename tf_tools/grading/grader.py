@@ -284,7 +284,7 @@ def _failed(rec: Record, exc: Exception, t0: float, cfg: GradeConfig, stats: Gra
 
 
 def _make_pool(cfg: GradeConfig) -> VerifyPool:
-    return VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb, max_queue=64)
+    return VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb, max_queue=64, background=True)
 
 
 def _collect(pool: Any, out: dict[int, Any], cfg: GradeConfig, stats: GradeStats) -> None:
