@@ -101,7 +101,7 @@ def normalize(answer: str) -> Normal:
         s = _PERCENT_RE.sub("", s)
     s = _CURRENCY_RE.sub("", s)
     s = s.replace("{,}", ",").replace("\\{", "{").replace("\\}", "}")
-    s = s.strip().rstrip(".").strip()
+    s = s.strip().rstrip(".").lstrip(",").strip()  # ", 940": a list marker left over
     if "and" in s and any(c.isdigit() for c in s):
         s = _AND_LIST_RE.sub(", ", s)  # "19, 46, and 82" -> "19, 46, 82"
     s = _ASSIGN_RE.sub("", s)
@@ -243,6 +243,10 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
             items = [to_number(normalize(x).text) for x in split_top_level(np_.text)]
             if len(items) > 1 and all(x is not None for x in items):
                 return FastResult(False, "numeric_list")
+        if _has_variable(np_.text):
+            return FastResult(False, "variables")
+    if b is not None and a is None and _has_variable(ng.text):
+        return FastResult(False, "variables")
     gt, pt = _number_tuple(ng.text), _number_tuple(np_.text)
     if gt is not None and pt is not None:
         # "(5, -5)" against "(9, 19)": the same brackets, numbers element by element
@@ -350,6 +354,23 @@ _MATH_WORDS = {"sqrt", "frac", "sin", "cos", "tan", "cot", "sec", "csc", "log", 
 def _is_prose(text: str) -> bool:
     words = _PROSE_RE.findall(_COMMAND_RE.sub(" ", text))
     return any(w.lower() not in _MATH_WORDS for w in words)
+
+
+_RELATION_RE = re.compile(r"=|<|>|\\[lg]eq?(?![A-Za-z])|\\in(?![A-Za-z])|\\to(?![A-Za-z])|\\ne(?![A-Za-z])|\\approx")
+_LEADING_NUMBER_RE = re.compile(r"^[-+]?\d[\d.,]*\s*[A-Za-z]")
+_LETTERS_RE = re.compile(r"[A-Za-z]+")
+_CONSTANT_LETTERS = {"e", "i", "I"}
+
+
+def _has_variable(text: str) -> bool:
+    """An expression in a variable ("1/(x^2+1)", "\\frac{7N}{5}", "c^2 + 1"), which no number
+    equals: math-verify, asked, spends up to a second simplifying it to say so. Not an
+    equation or inequality (math-verify compares a side of those), not a number with a unit
+    after it ("4 m/s"), not words (``_is_prose``): a variable is a letter standing alone."""
+    if len(text) > 2000 or _RELATION_RE.search(text) or _LEADING_NUMBER_RE.match(text):
+        return False
+    runs = _LETTERS_RE.findall(_COMMAND_RE.sub(" ", text))
+    return any(len(r) == 1 and r not in _CONSTANT_LETTERS for r in runs)
 
 
 _TUPLE_RE = re.compile(r"^([(\[])(.*)([)\]])$")

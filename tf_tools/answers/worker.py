@@ -165,12 +165,22 @@ def verify_task(golds: tuple[str, ...], pred: str) -> tuple[str, bool | None, st
         return "error", None, f"{type(exc).__name__}: {exc}"[:300]
 
 
+_warm = False
+
+
 def warm_up() -> None:
-    """The first parse builds math-verify's regexes and the LaTeX parser (seconds on a busy
-    machine): do it before the first item's clock starts."""
-    verify_task(("\\frac{1}{2}",), "\\sqrt{x}+1")
+    """The first parses build math-verify's regexes, the LaTeX parser and SymPy's caches
+    (seconds on a busy machine): done once, when the fork server preloads this module, so
+    every worker forked from it starts warm (and again in a worker only if it was not)."""
+    global _warm
+    if _warm:
+        return
+    for gold, pred in (("\\frac{1}{2}", "\\sqrt{x}+1"), ("(\\frac{2}{3},1)\\cup(7,\\infty)", "4"),
+                       ("a^2+b^2", "b^2+a^2"), ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "x+y=1")):
+        verify_task((gold,), pred)
     _GOLD_CACHE.clear()
     _PRED_CACHE.clear()
+    _warm = True
 
 
 def serve(conn: Any, memory_mb: int) -> None:
@@ -194,3 +204,6 @@ def serve(conn: Any, memory_mb: int) -> None:
 
 
 READY = ("ready",)
+
+# the fork server imports this module once (pool.py preloads it): warm it there
+warm_up()
