@@ -162,7 +162,7 @@ CATEGORIES: dict[str, list[tuple[str, str, str, str]]] = {
         ("x^2+1", "5", W, "variables"),
         ("81", "(x+y)^2=81", C, "math-verify"),  # an equation: math-verify compares its side
         ("220", "4 - 20i", W, "math-verify"),  # i is a constant
-        ("940", ", 940", C, "numeric"),
+        ("940", ", 940", C, "normalized"),
     ],
 }
 
