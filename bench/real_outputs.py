@@ -197,13 +197,14 @@ def pick_examples(wrong: list[dict], k: int) -> list[dict]:
 
 def print_labelled(rep: dict) -> None:
     print(f"\n== {rep['name']}: {rep['records']} records")
-    print(f"  {'setting':14} {'n':>5} {'agreement':>18} {'label T/ours F':>15} {'label F/ours T':>15} "
+    print(f"  {'setting':14} {'n':>5} {'agreement':>18} {'label T/ours F':>15} {'false positive':>15} "
           f"{'no_answer':>9} {'ungradable':>10} {'no SymPy':>8}")
     for setting, s in rep["settings"].items():
         mark = " *" if setting == rep["examples_from"] else ""
         flag = "--last-number" if setting == "last_number" else "(default)"
         print(f"  {flag:14} {s['n']:5} {s['agree']:>6}/{s['n']} = {s['agreement']:6.2%} "
               f"{s['label_T_ours_F']:15} {s['label_F_ours_T']:15} {s['no_answer']:9} {s['ungradable']:10} {s['no_sympy']:8.1%}{mark}")
+    print("  (false positive: the source labels the answer wrong, tf-grade grades it correct)")
     print("  disagreements (setting marked *; label = the source's verdict, ours = tf-grade's):")
     for e in rep["examples"]:
         gold = e["gold"].strip().replace("\n", " | ")
