@@ -162,6 +162,8 @@ CATEGORIES: dict[str, list[tuple[str, str, str, str]]] = {
         ("x^2+1", "5", W, "variables"),
         ("81", "(x+y)^2=81", C, "math-verify"),  # an equation: math-verify compares its side
         ("220", "4 - 20i", W, "math-verify"),  # i is a constant
+        ("-1", "\\frac{a-1}{1-a}", C, "math-verify"),  # a variable that cancels: no decision
+        ("100100", "100100_b", C, "math-verify"),  # a base, not a variable
         ("940", ", 940", C, "normalized"),
     ],
 }

@@ -34,6 +34,7 @@ from tf_tools.answers.notation import (
     time_of_day,
     vector_entries,
 )
+from tf_tools.answers.values import varies
 
 # ----------------------------------------------------------------------------- normalising
 
@@ -370,7 +371,9 @@ def _has_variable(text: str) -> bool:
     if len(text) > 2000 or _RELATION_RE.search(text) or _LEADING_NUMBER_RE.match(text):
         return False
     runs = _LETTERS_RE.findall(_COMMAND_RE.sub(" ", text))
-    return any(len(r) == 1 and r not in _CONSTANT_LETTERS for r in runs)
+    if not any(len(r) == 1 and r not in _CONSTANT_LETTERS for r in runs):
+        return False
+    return varies(text)  # "\\frac{a-1}{1-a}" is -1: only a value that changes counts
 
 
 _TUPLE_RE = re.compile(r"^([(\[])(.*)([)\]])$")

@@ -244,3 +244,38 @@ def _latexify(text: str) -> str:
         out.append(text[i])
         i += 1
     return "".join(out).strip()
+
+
+_NAME_TOKEN_RE = re.compile(r"\\[A-Za-z]+|([A-Za-z])(?:_\{([A-Za-z0-9]+)\}|_([A-Za-z0-9]))?")
+
+
+def varies(text: str) -> bool:
+    """True when ``text`` (normalised) is an expression in one-letter variables whose value
+    changes with them: evaluated at two points (each variable a fixed number, different at
+    each point), it gives two different values. Such an expression equals no number.
+    False whenever that cannot be shown: no variable, ``e``/``i``/``I`` (constants), anything
+    the reader does not read, or the same value twice (``\\frac{a-1}{1-a}`` is -1)."""
+    if len(text) > _MAX_LEN:
+        return False
+    seen: dict[str, int] = {}
+
+    def at(point: int) -> str:
+        def value(m: re.Match[str]) -> str:
+            if m.group(1) is None:
+                return m.group(0)  # a command (\\frac, \\sqrt, \\pi) stays
+            name = m.group(0)
+            k = seen.setdefault(name, len(seen))
+            return f"({0.5 + 0.37 * k + 0.61 * point + 0.013 * k * point!r})"
+        return _NAME_TOKEN_RE.sub(value, text)
+
+    if any(c in text for c in "eiI"):
+        stripped = _NAME_TOKEN_RE.sub(lambda m: "" if m.group(1) is None else m.group(1), text)
+        if any(c in stripped for c in "eiI"):
+            return False
+    first = constant_value(at(0))
+    if not seen or first is None:
+        return False
+    second = constant_value(at(1))
+    if second is None:
+        return False
+    return abs(first - second) > 1e-6 * max(1.0, abs(first), abs(second))
