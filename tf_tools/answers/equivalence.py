@@ -34,7 +34,7 @@ from tf_tools.answers.notation import (
     time_of_day,
     vector_entries,
 )
-from tf_tools.answers.values import varies
+from tf_tools.answers.values import latexify, varies
 
 # ----------------------------------------------------------------------------- normalising
 
@@ -53,9 +53,14 @@ _UNIT_TAIL_RE = re.compile(
     r"^(?P<num>[-+]?(?:[\d.,/]+|\\frac\{[-\d.]+\}\{[-\d.]+\}))\s*(?:[A-Za-z]{2,}\.?)(?:\s+[A-Za-z]+\.?)*(?:\^?\{?[23]\}?)?$"
 )
 # "11,\!111,\!100", "1,\!23,\!45,\!678": a digit grouping, never a list
+# "2600 \\text{g}", "5\\,\\mathrm{m}^2": a number, then a unit in a text command (a unit of one
+# letter counts here, where plain "3 x" would be a product)
+_TEXT_UNIT_RE = re.compile(
+    r"^(?P<num>[-+]?[\d.,]+)\s*\\(?:text|mathrm|mbox)\s*\{\s*(?P<unit>[A-Za-z]+)\.?\s*\}(?:\^\{?[23]\}?)?$"
+)
 _THIN_THOUSANDS_RE = re.compile(r"(?<=\d),\s*\\!\s*(?=\d)")
 _LABEL_RE = re.compile(r"^[A-Za-z][A-Za-z ]{1,60}[A-Za-z]\s*=\s*(?=\S)(?!.*=)")
-_NOT_UNITS = {"pi", "sqrt", "frac", "cdot", "times", "and", "or", "i"}
+_NOT_UNITS = {"pi", "sqrt", "frac", "cdot", "times", "and", "or", "i", "to", "is", "e"}
 _WS_RE = re.compile(r"\s+")
 _AND_LIST_RE = re.compile(r"\s*,?\s+and\s+")
 _LETTER_GOLD_RE = re.compile(r"^\(?([A-E])\)?$")
@@ -95,6 +100,9 @@ def normalize(answer: str) -> Normal:
     s = _FRAC_SHORT_RE.sub(r"\\frac{\1}{\2}", s)
     s = _THIN_THOUSANDS_RE.sub(",", s)
     s = _SPACING_RE.sub(" ", s)
+    m = _TEXT_UNIT_RE.match(s.strip())
+    if m and m.group("unit").lower() not in _NOT_UNITS:
+        s = m.group("num")
     s = _unwrap_text(s)
     s = _DEGREE_RE.sub("", s)
     percent = bool(_PERCENT_RE.search(s))
@@ -237,6 +245,13 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
                 return FastResult(True, "numeric")
         return FastResult(False, "numeric")
     if a is not None and b is None:
+        # a chain of equalities ending in a number ("128 - 24 + 2 = 106"): math-verify
+        # compares the last right-hand side with a gold that is no equation
+        last = None if np_.percent else _equation_result(np_.text)  # which side had the %?
+        if last is not None:
+            found = fast_equal(gold, last, tolerance)
+            if found is not None:
+                return FastResult(found.equal, "equation")
         # a number against prose ("Cannot be determined ...") or against a list of numbers
         if _is_prose(np_.text):
             return FastResult(False, "prose")
@@ -246,6 +261,8 @@ def fast_equal(gold: str, pred: str, tolerance: float = 1e-6) -> FastResult | No
                 return FastResult(False, "numeric_list")
         if _has_variable(np_.text):
             return FastResult(False, "variables")
+        if _number_tuple(np_.text) is not None:
+            return FastResult(False, "numeric_tuple")  # "(5, -5)" is no single number
     if b is not None and a is None and _has_variable(ng.text):
         return FastResult(False, "variables")
     gt, pt = _number_tuple(ng.text), _number_tuple(np_.text)
@@ -278,11 +295,11 @@ def _notations(gold: Normal, pred: Normal, tolerance: float) -> FastResult | Non
     named = decorations(g, p)
     if named is not None:
         return FastResult(named, "decoration")
-    tg = time_of_day(g)
-    if tg is not None:
-        tp = time_of_day(p)
-        if tp is not None:
-            return FastResult(tg == tp, "time")
+    tg, tp = time_of_day(g), time_of_day(p)
+    if tg is not None and tp is not None:
+        return FastResult(tg == tp, "time")
+    if (tg is None) != (tp is None) and to_number(p if tg is not None else g) is not None:
+        return FastResult(False, "time")  # "14:00" is a time of day, not the number 2 (or 14)
     if gold.percent == pred.percent and "," in g + p:
         ig, ip = grouped_integer(compact(g)), grouped_integer(compact(p))
         if (ig is None) != (ip is None):  # "12,34,567" against a single number
@@ -363,6 +380,21 @@ _LETTERS_RE = re.compile(r"[A-Za-z]+")
 _CONSTANT_LETTERS = {"e", "i", "I"}
 
 
+_EQUATION_SKIP_RE = re.compile(r"[<>!,;]|\\(?:[lg]eq?|ne|neq|approx|pm|mp|text|quad)(?![A-Za-z])|\b(?:or|and)\b")
+
+
+def _equation_result(text: str) -> str | None:
+    """The last side of ``a = b = ... = 106`` when it is a plain number; None for anything
+    else (no ``=``, an inequality, ``\\pm``, several equations joined by a comma or words)."""
+    if "=" not in text or len(text) > 2000 or _EQUATION_SKIP_RE.search(text):
+        return None
+    sides = split_top_level(text, "=")
+    if len(sides) < 2 or not all(sides):
+        return None
+    last = sides[-1]
+    return last if to_number(normalize(last).text) is not None else None
+
+
 def _has_variable(text: str) -> bool:
     """An expression in a variable ("1/(x^2+1)", "\\frac{7N}{5}", "c^2 + 1"), which no number
     equals: math-verify, asked, spends up to a second simplifying it to say so. Not an
@@ -373,7 +405,9 @@ def _has_variable(text: str) -> bool:
     runs = _LETTERS_RE.findall(_COMMAND_RE.sub(" ", text))
     if not any(len(r) == 1 and r not in _CONSTANT_LETTERS for r in runs):
         return False
-    return varies(text)  # "\\frac{a-1}{1-a}" is -1: only a value that changes counts
+    # "\\frac{a-1}{1-a}" is -1: only a value that changes counts; plain-text roots read as
+    # math-verify is given them ("3√130 + q" as 3\\sqrt{130} + q)
+    return varies(latexify(text))
 
 
 _TUPLE_RE = re.compile(r"^([(\[])(.*)([)\]])$")

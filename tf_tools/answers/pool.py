@@ -19,9 +19,11 @@ import contextlib
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
 import threading
 import time
+import weakref
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -85,6 +87,26 @@ def _main_hidden() -> Iterator[None]:
 
 
 _STOP = object()
+_LIVE: weakref.WeakSet[VerifyPool] = weakref.WeakSet()  # pools not closed yet
+
+
+def _stop_fork_server() -> None:
+    """Kill this process's fork server (the next worker start launches a new one): a
+    worker start waiting on it fails at once instead of after its preload."""
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # noqa: SLF001
+    if pid:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _kill(proc: Any) -> None:
+    """SIGKILL by pid: a fork-server child whose server is gone reads as dead to
+    ``Process.kill`` (its status pipe closed) while it still runs."""
+    if proc.pid:
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGKILL)
 
 
 class _Sender(threading.Thread):
@@ -149,6 +171,9 @@ class VerifyPool:
         self._workers: list[_Worker] = []
         self._backlog: deque[Task] = deque()
         self._starter: threading.Thread | None = None
+        self._used = False  # a task was submitted
+        self._aborted = False  # closed unused while starting
+        _LIVE.add(self)
         if background:
             self._starter = threading.Thread(target=self._start_all, daemon=True, name="tf-grade-pool-start")
             self._starter.start()
@@ -156,7 +181,14 @@ class VerifyPool:
             self._start_all()
 
     def _start_all(self) -> None:
-        self._workers = [self._start() for _ in range(self.n)]
+        try:
+            for _ in range(self.n):
+                if self._aborted:
+                    return
+                self._workers.append(self._start())
+        except Exception:  # noqa: BLE001 - _started() reports a pool that could not start
+            if self._starter is None:
+                raise
 
     def _started(self, wait_s: float = 0.0) -> bool:
         """Whether the workers exist (waiting up to ``wait_s`` for them); hands the backlog
@@ -166,7 +198,7 @@ class VerifyPool:
             if self._starter.is_alive():
                 return False
             self._starter = None
-            if not self._workers:
+            if len(self._workers) < self.n:
                 raise RuntimeError("the grading workers could not be started")
         while self._backlog and self._submit(self._backlog[0]):
             self._backlog.popleft()
@@ -188,6 +220,7 @@ class VerifyPool:
 
     def submit(self, task: Task) -> bool:
         """Queue a task on the worker that parsed its gold before; False if all are full."""
+        self._used = True
         if not self._started() or self._backlog:
             if len(self._backlog) >= self.max_queue * self.n:
                 return False
@@ -276,10 +309,21 @@ class VerifyPool:
         return (head[0], status, None, reason, self.timeout if status == "timeout" else 0.0)
 
     def close(self) -> None:
+        """Stop the workers. A pool started ahead of need (``background``) and never given a
+        task does not wait for its start: the fork server, still importing math-verify,
+        is killed (unless another pool of this process uses it)."""
+        _LIVE.discard(self)
         if self._starter is not None:
+            if not self._used and not _LIVE:
+                self._aborted = True
+                while self._starter.is_alive():
+                    _stop_fork_server()  # (again, if the start had not launched it yet)
+                    self._starter.join(0.02)
             self._starter.join()
         for w in self._workers:
-            if w.queue:
+            if not self._used:
+                _kill(w.proc)
+            elif w.queue:
                 w.proc.kill()
             else:
                 w.sender.outbox.put(None)  # the worker's own signal to end

@@ -56,7 +56,7 @@ class _Reader:
 
     def starts_atom(self) -> bool:
         c = self.peek()
-        return bool(c) and (c.isdigit() or c in "({.√π" or any(
+        return bool(c) and (c.isdigit() or c in "({[.√π" or any(
             self.s.startswith(t, self.i) for t in ("\\frac", "\\sqrt", "\\pi", "sqrt")))
 
     # ------------------------------------------------------------------ grammar
@@ -140,8 +140,8 @@ class _Reader:
                 return float(self.s[start:self.i])
             except ValueError:
                 raise _Fail from None
-        if self.take("(") or self.take("{"):
-            close = ")" if self.s[self.i - 1] == "(" else "}"
+        if self.take("(") or self.take("{") or self.take("["):
+            close = {"(": ")", "{": "}", "[": "]"}[self.s[self.i - 1]]
             value = self.expr()
             self.expect(close)
             return value
@@ -176,9 +176,9 @@ def _root(value: float, degree: float) -> float:
     return _check(value ** (1.0 / degree))
 
 
-def constant_value(text: str) -> float | None:
+def constant_value(text: str, max_len: int = _MAX_LEN) -> float | None:
     """The value of ``text`` (already normalised) when it is a constant we can read, else None."""
-    if not text or len(text) > _MAX_LEN:
+    if not text or len(text) > max_len:
         return None
     text = text.replace("**", "^").replace("−", "-").replace("×", "*").replace("·", "*")
     reader = _Reader(text)
@@ -246,7 +246,8 @@ def _latexify(text: str) -> str:
     return "".join(out).strip()
 
 
-_NAME_TOKEN_RE = re.compile(r"\\[A-Za-z]+|([A-Za-z])(?:_\{([A-Za-z0-9]+)\}|_([A-Za-z0-9]))?")
+# a name: one letter, maybe with a subscript (``v_0``, ``x_{12}``) or digits (``r2``)
+_NAME_TOKEN_RE = re.compile(r"\\[A-Za-z]+|([A-Za-z])(?:_\{([A-Za-z0-9]+)\}|_([A-Za-z0-9])|\d+)?")
 
 
 def varies(text: str) -> bool:
@@ -265,17 +266,18 @@ def varies(text: str) -> bool:
                 return m.group(0)  # a command (\\frac, \\sqrt, \\pi) stays
             name = m.group(0)
             k = seen.setdefault(name, len(seen))
-            return f"({0.5 + 0.37 * k + 0.61 * point + 0.013 * k * point!r})"
+            return f"({0.5 + 0.37 * k + 0.61 * point + 0.013 * k * point:.6g})"
         return _NAME_TOKEN_RE.sub(value, text)
 
     if any(c in text for c in "eiI"):
         stripped = _NAME_TOKEN_RE.sub(lambda m: "" if m.group(1) is None else m.group(1), text)
         if any(c in stripped for c in "eiI"):
             return False
-    first = constant_value(at(0))
+    # each variable becomes a parenthesised number: the text grows, not the work
+    first = constant_value(at(0), 8 * _MAX_LEN)
     if not seen or first is None:
         return False
-    second = constant_value(at(1))
+    second = constant_value(at(1), 8 * _MAX_LEN)
     if second is None:
         return False
     return abs(first - second) > 1e-6 * max(1.0, abs(first), abs(second))

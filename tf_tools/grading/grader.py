@@ -28,6 +28,7 @@ from tf_tools.answers.extract import (
 from tf_tools.answers.forms import form_of, forms_differ, is_words
 from tf_tools.answers.notation import choice_letter
 from tf_tools.answers.pool import VerifyPool
+from tf_tools.answers.values import latexify
 from tf_tools.errors import InputError
 from tf_tools.schema import TF_KEY, VERDICTS, Record, is_failed, record_failed, set_provenance
 
@@ -150,6 +151,9 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
             return done("incorrect", "letter", "letter")
     if pred is None:
         return done("no_answer", "nothing extractable", "extract")
+    if _PLACEHOLDER_RE.fullmatch(pred):
+        # "\\boxed{___}", "\\boxed{}": the answer's place, left empty
+        return done("no_answer", "a placeholder, no answer", "extract")
     if _too_nested(pred) or any(_too_nested(g) for g in golds):
         # the fast path runs here, in the parent, without a clock: an answer nested hundreds
         # of braces deep goes straight to a worker, which has one (its regexes took 17 s on
@@ -162,7 +166,7 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
         if fast is None:
             # two constants with different values (``12\\sqrt{3}``, ``2\\pi``): math-verify would
             # say "not equal", so it is not asked; words against a constant stay its call
-            if forms_differ(form_of(gold), form_of(pred), words=False):
+            if forms_differ(form_of(latexify(gold)), form_of(latexify(pred)), words=False):
                 path = "value"
             else:
                 undecided = True
@@ -177,6 +181,13 @@ def _grade_fast(rec: Record, cfg: GradeConfig, stats: GradeStats,
 
 
 _COMMA_NUMBER = re.compile(r"-?\d+,\d+")
+#: an answer with nothing in it but blanks: "___", "\\underline{\\quad}", "...", "?"
+_PLACEHOLDER_RE = re.compile(r"(?:[\s_.?*…{}\-]|\\(?:underline|text|q?quad|[,;:! ])(?![A-Za-z]))*")
+#: a run this long starts its math-verify workers in the background at this record, before
+#: one is needed: their start (the fork server imports math-verify and SymPy, ~1 s of one
+#: core) then overlaps the fast paths instead of holding up the end of the run; a pool
+#: that gets no task is killed at close without waiting for that start
+EAGER_POOL_AFTER = 64
 #: answers with more braces than this skip the fast path (see _grade_fast)
 FAST_MAX_BRACES = 256
 
@@ -234,6 +245,8 @@ def grade_records(records: Iterable[Record], cfg: GradeConfig = GradeConfig(),
                         out[seq] = pending
                     else:
                         out[seq] = graded
+            if pool is None and seq == EAGER_POOL_AFTER:
+                pool = _make_pool(cfg)  # starts beside the fast paths; closed unused if none needs it
             while next_out in out and not isinstance(out[next_out], _Pending):
                 yield out.pop(next_out)  # type: ignore[misc]
                 next_out += 1
