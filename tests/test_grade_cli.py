@@ -402,3 +402,59 @@ def test_workers_run_the_parents_code_not_a_tf_tools_in_the_current_folder(tmp_p
     [rec] = read_jsonl(done.stdout)
     assert (rec["verdict"], rec["_tf"]["grade"]["path"]) == ("correct", "math-verify")
     assert not marker.exists(), "a process imported the tf_tools of the current folder"
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line for line in f)
+    except OSError:
+        return False
+
+
+def test_the_prestarted_fork_server_never_holds_stdout_and_dies_with_tf_grade(tmp_path):
+    # tf-grade launches its workers' fork server before anything else (it imports
+    # math-verify meanwhile); on a run that needs no worker it must not keep a pipe's
+    # reader waiting, nor outlive tf-grade.
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import os, sys\n"
+        "from multiprocessing import forkserver\n"
+        "from tf_tools.answers import pool\n"
+        "pool.prestart()\n"
+        "pid = forkserver._forkserver._forkserver_pid\n"
+        "out = os.readlink(f'/proc/{pid}/fd/1')\n"
+        "print(pid, out == os.readlink('/proc/self/fd/2'), out != os.readlink('/proc/self/fd/1'))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    pid, on_stderr, not_on_stdout = done.stdout.split()
+    assert (on_stderr, not_on_stdout) == ("True", "True")
+    assert not _alive(int(pid)), "the fork server outlived its parent"
+
+    src = write_jsonl(tmp_path / "t.jsonl", [traj(i, "5", f"\\boxed{{{i % 7}}}") for i in range(300)])
+    grade = subprocess.run([tool("tf-grade"), str(src)], capture_output=True, text=True, timeout=60)
+    assert grade.returncode == 0, grade.stderr
+    recs = read_jsonl(grade.stdout)
+    assert [r["correct"] for r in recs] == [i % 7 == 5 for i in range(300)]
+    assert all(r["_tf"]["grade"]["path"] == "exact" or r["_tf"]["grade"]["path"] == "numeric" for r in recs)
+
+
+def test_a_pool_started_ahead_and_never_used_is_stopped_and_the_next_one_works():
+    from multiprocessing import forkserver
+
+    from tf_tools.answers.pool import VerifyPool
+
+    ahead = VerifyPool(2, timeout=20, background=True)
+    ahead.close()  # while its fork server may still be importing math-verify
+    assert ahead._starter is None or not ahead._starter.is_alive()
+    assert not any(_alive(w.proc.pid) for w in ahead._workers)
+    server = forkserver._forkserver._forkserver_pid
+    assert server is None or not _alive(server), "an unused pool's fork server was left running"
+
+    with VerifyPool(2, timeout=20, background=True) as used:
+        assert used.submit((0, ("x^2+2x+1",), "(x+1)^2"))
+        results = []
+        while not results:
+            results = used.collect(block=0.5)
+    assert results[0][:3] == (0, "ok", True)

@@ -384,15 +384,16 @@ _EQUATION_SKIP_RE = re.compile(r"[<>!,;]|\\(?:[lg]eq?|ne|neq|approx|pm|mp|text|q
 
 
 def _equation_result(text: str) -> str | None:
-    """The last side of ``a = b = ... = 106`` when it is a plain number; None for anything
-    else (no ``=``, an inequality, ``\\pm``, several equations joined by a comma or words)."""
-    if "=" not in text or len(text) > 2000 or _EQUATION_SKIP_RE.search(text):
-        return None
+    """The last side of ``a = b = ... = 106`` when it is a bare number (no unit); None for
+    anything else (no ``=``, an inequality, ``\\pm``, several equations joined by a comma or
+    words, prose around the numbers)."""
+    if "=" not in text or len(text) > 2000 or _EQUATION_SKIP_RE.search(text) or _is_prose(text):
+        return None  # "30 hamsters + 15 guinea pigs = 45 rodents": math-verify reads no equation
     sides = split_top_level(text, "=")
     if len(sides) < 2 or not all(sides):
         return None
     last = sides[-1]
-    return last if to_number(normalize(last).text) is not None else None
+    return last if to_number(compact(last)) is not None else None
 
 
 def _has_variable(text: str) -> bool:

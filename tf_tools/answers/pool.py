@@ -15,6 +15,7 @@ would block in ``send`` and never get to kill it (a nested 24 KB answer queued b
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing as mp
 import os
@@ -99,6 +100,32 @@ def _stop_fork_server() -> None:
     if pid:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+def prestart() -> None:
+    """Launch this process's fork server now, before the caller's own start-up: it spends
+    about a second importing math-verify and SymPy, which then overlaps the caller's imports
+    and the first records instead of following them (``tf-grade``'s entry point calls this
+    first). The server's standard output is this process's standard error, so that a
+    server or worker never holds a pipe's reader (``tf-grade ... | head``) waiting; it is
+    killed at exit. Any failure here only means the first pool starts it later."""
+    from multiprocessing import forkserver
+
+    _context()  # the worker module as the server's preload
+    try:
+        saved = os.dup(1)
+    except OSError:
+        return
+    try:
+        os.dup2(2, 1)
+        with _main_hidden(), _parent_sys_path():
+            forkserver.ensure_running()
+    except (OSError, ValueError):
+        return
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    atexit.register(_stop_fork_server)
 
 
 def _kill(proc: Any) -> None:
@@ -309,16 +336,17 @@ class VerifyPool:
         return (head[0], status, None, reason, self.timeout if status == "timeout" else 0.0)
 
     def close(self) -> None:
-        """Stop the workers. A pool started ahead of need (``background``) and never given a
-        task does not wait for its start: the fork server, still importing math-verify,
-        is killed (unless another pool of this process uses it)."""
+        """Stop the workers. A pool never given a task (started ahead of need) does not wait
+        for its start: its fork server, perhaps still importing math-verify, is killed with
+        it (unless another pool of this process is open); the next pool starts a new one."""
         _LIVE.discard(self)
+        if not self._used and not _LIVE:
+            self._aborted = True
+            _stop_fork_server()
+            while self._starter is not None and self._starter.is_alive():
+                _stop_fork_server()  # (again, if the start had not launched it yet)
+                self._starter.join(0.02)
         if self._starter is not None:
-            if not self._used and not _LIVE:
-                self._aborted = True
-                while self._starter.is_alive():
-                    _stop_fork_server()  # (again, if the start had not launched it yet)
-                    self._starter.join(0.02)
             self._starter.join()
         for w in self._workers:
             if not self._used:
