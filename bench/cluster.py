@@ -52,6 +52,7 @@ from tf_tools.clustering import (  # noqa: E402
     cluster_answers,
 )
 from tf_tools.clustering.answers import DisjointSets  # noqa: E402
+from tf_tools.clustering.equivalence import far_apart  # noqa: E402
 from tf_tools.records import group_by_id, read_jsonl_file  # noqa: E402
 from tf_tools.schema import is_fusable  # noqa: E402
 
@@ -206,24 +207,30 @@ def describe(name: str, values: list[int]) -> str:
             f"median {statistics.median(values):g}, max {max(values)}")
 
 
-def audit_shortcuts(work, cfg: ClusterConfig) -> None:
-    """math-verify on every pair of representatives the value/form shortcut told apart."""
+def audit_shortcuts(work, cfg: ClusterConfig, eq: Equivalence) -> None:
+    """math-verify, both ways round, on every pair of distinct answers of a problem that the
+    value/form shortcut or the fingerprints (read in ours' run: ``eq``) told apart."""
     from tf_tools.answers.pool import VerifyPool
 
-    pairs = []
+    pairs: dict[str, list[tuple[str, str]]] = {"value/form": [], "fingerprint": []}
     for _pid, preds, _idx in work:
         reps = list(dict.fromkeys(latexify(p) for p in preds))
         for i, a in enumerate(reps):
             for b in reps[i + 1:]:
-                if fast_decision(a, b, cfg.tolerance) is None and forms_differ(form_of(a), form_of(b)):
-                    pairs.append((a, b))
+                if fast_decision(a, b, cfg.tolerance) is not None:
+                    continue
+                if forms_differ(form_of(a), form_of(b)):
+                    pairs["value/form"] += [(a, b), (b, a)]
+                elif far_apart(eq._prints.get(a), eq._prints.get(b)):  # noqa: SLF001
+                    pairs["fingerprint"] += [(a, b), (b, a)]
     with VerifyPool(cfg.workers, cfg.timeout, cfg.memory_mb) as pool:
-        equal = run_pool(pool, pairs)
-    disagree = [p for p, e in zip(pairs, equal, strict=True) if e]
-    print(f"audit: {len(pairs)} answer pairs told apart by value/form; math-verify calls "
-          f"{len(disagree)} of them equal")
-    for a, b in disagree[:12]:
-        print(f"  {a!r} vs {b!r}")
+        for name, todo in pairs.items():
+            equal = run_pool(pool, todo)
+            disagree = [p for p, e in zip(todo, equal, strict=True) if e]
+            print(f"audit: {len(todo) // 2} answer pairs told apart by {name}; math-verify calls "
+                  f"{len(disagree)} of their {len(todo)} orderings equal")
+            for a, b in disagree[:12]:
+                print(f"  {a!r} vs {b!r}")
 
 
 # --------------------------------------------------------------------------- memory
@@ -306,7 +313,8 @@ def main() -> None:
     print(f"ours : {ours.seconds:.1f}s; " + describe("checks", ours.checks) + "; "
           + describe("math-verify calls", ours.mv))
     print(f"       {stats.key_hits} answers placed by key, {stats.answers_mv} needed math-verify; "
-          f"{stats.number_decided} pairs told apart as numbers, {stats.form_decided} by value/form; "
+          f"{stats.number_decided} pairs told apart as numbers, {stats.form_decided} by value/form, "
+          f"{stats.print_decided} by fingerprint; "
           f"{stats.mv_checks} math-verify pairs + {stats.mv_reads} readability checks "
           f"({stats.mv_cached} cached, {stats.mv_unreadable} unreadable), {stats.timeouts} timeouts; "
           f"worker time {stats.mv_seconds:.1f}s; {stats.closure_merges} clusters merged through a non-representative member")
@@ -325,7 +333,7 @@ def main() -> None:
                 print(f"  differs: {w[0]}: ours {sorted(map(sorted, as_partition(a, w[2])))} "
                       f"naive {sorted(map(sorted, as_partition(b, w[2])))}")
     if args.audit_shortcuts:
-        audit_shortcuts(work, cfg)
+        audit_shortcuts(work, cfg, ours.eq)
     if args.skip_memory:
         return
     with tempfile.TemporaryDirectory() as tmp:

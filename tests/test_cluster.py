@@ -405,3 +405,93 @@ def test_non_transitive_equal_still_gives_the_connected_components(preds, rng):
     seven = preds.index("7")
     assert {frozenset(p) for p in parts} == {frozenset(set(range(5)) - {seven}), frozenset({seven})}
     assert [p[0] for p in parts] == sorted(p[0] for p in parts)
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+# (a, b, what math-verify says): pairs where a fingerprint could go wrong if it ignored one of
+# math-verify's rules: chopped cancellation, sets of distinct elements, sets against tuples,
+# the complex reading of i, rounding of decimals, names, percents, equations, intervals
+FINGERPRINT_PAIRS = [
+    ("257^{48}/256^{48}", "((1 - 5^(1/2))^192) / (1 - 5)^48", True),  # math-verify's evalf chops
+    ("2^48", "((1 - 5^(1/2))^192) / (1 - 5)^48", False),
+    ("1, 1", "1", True),  # a set of one distinct element
+    ("(1, 1)", "1", False),  # a tuple of two
+    ("2, 4", "4, 2", True),
+    ("2, 4", "2, 5", False),
+    ("-1, 1", "5", False),
+    ("x, y", "y, x", True),
+    ("i(3+i)", "-1+3i", True),  # i as the imaginary unit when it is the only symbol
+    ("i(3+i)", "-1+2i", False),
+    ("\\frac{2}{1+i}", "1-i", True),
+    ("3 - i", "11", False),
+    ("0.333333", "\\frac{1}{3}", True),  # decimals to 6 places
+    ("0.3333", "\\frac{1}{3}", False),
+    ("x^2+2x+1", "(x+1)^2", True),
+    ("x^2+2x+1", "(y+1)^2", False),  # names count
+    ("\\sqrt{x^2}", "x", False),
+    ("9\\%", "9", True),  # no fingerprint for a percent
+    ("x = 2", "2", True),  # nor for an equation
+    ("(1, 2)", "1, 2", True),  # nor for an interval
+    ("Cannot be determined", "18976/23 - 35d", False),
+    ("No solution", "None", False),
+]
+
+
+@pytest.fixture(scope="module")
+def readings():
+    from tf_tools.answers.worker import describe, verify_task
+
+    texts = {t for a, b, _ in FINGERPRINT_PAIRS for t in (a, b)}
+    prints = {t: describe(t)[1] for t in texts}
+    verdicts = {(a, b): (verify_task((a,), b)[1], verify_task((b,), a)[1]) for a, b, _ in FINGERPRINT_PAIRS}
+    return prints, verdicts
+
+
+@pytest.mark.parametrize(("a", "b", "equal"), FINGERPRINT_PAIRS, ids=[f"{a} vs {b}" for a, b, _ in FINGERPRINT_PAIRS])
+def test_fingerprints_far_apart_only_where_math_verify_says_different(readings, a, b, equal):
+    from tf_tools.clustering.equivalence import far_apart
+
+    prints, verdicts = readings
+    assert verdicts[(a, b)] == (equal, equal), "the case itself: math-verify's verdict both ways"
+    far = far_apart(prints[a], prints[b])
+    assert far == far_apart(prints[b], prints[a])
+    if equal:
+        assert not far
+    else:  # the fingerprints do tell these apart, except where a value is within 1e-4
+        assert far == ((a, b) not in NOT_FAR), (prints[a], prints[b])
+
+
+NOT_FAR = {
+    ("0.3333", "\\frac{1}{3}"),  # within 1e-4
+    ("2^48", "((1 - 5^(1/2))^192) / (1 - 5)^48"),  # within 1e-4 of the parts' scale (1e28)
+    ("\\sqrt{x^2}", "x"),  # a bare symbol has no fingerprint
+}
+
+
+def test_what_has_no_fingerprint():
+    from tf_tools.answers.worker import describe
+
+    for text in ["x = 2", "9\\%", "(1, 2]", "a", "\\int_0^1 x dx", "f(x)", "2^{1980} \\cdot 3^{4000}",
+                 "\\begin{pmatrix}1\\\\2\\end{pmatrix}"]:
+        status, fp, _ = describe(text)
+        assert status == "ok" and fp is None, text
+    assert describe("___")[0] == "gold_unparseable"
+    status, ((item,), scale), _ = describe("\\frac{1}{2}")
+    assert status == "ok" and item == (0, (0.5 + 0j,)) and scale == 1.0
+
+
+def test_fingerprints_spare_math_verify_calls_and_change_no_cluster():
+    preds = ["x^2+2x+1", "(x+1)^2", "2x+1", "\\sqrt{2}+x", "3 - i", "-1, 1", "1, -1", "\\frac{7}{3}x",
+             "Cannot be determined", "x^3"]
+    recs = [graded("a", i, "incorrect", p) for i, p in enumerate(preds)]
+    runs = {}
+    for shortcuts in (True, False):
+        stats = ClusterStats()
+        (s,) = cluster_records(recs, ClusterConfig(workers=2, timeout=20, shortcuts=shortcuts), stats)
+        runs[shortcuts] = ([sorted(t["sample_idx"] for t in c["trajectories"]) for c in s["clusters"]], stats)
+    (with_prints, fast), (without, slow) = runs[True], runs[False]
+    assert with_prints == without
+    assert sorted(map(len, with_prints)) == [1] * 6 + [2, 2]
+    assert fast.print_decided > 0 and slow.print_decided == 0
+    assert fast.mv_checks < slow.mv_checks

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-Task = tuple[int, tuple[str, ...], str]  # (seq, golds, pred)
-Result = tuple[int, str, bool | None, str, float]  # (seq, status, equal, reason, seconds)
+Task = tuple[int, tuple[str, ...], str | None]  # (seq, golds, pred); pred None: read the gold (worker.describe)
+# (seq, status, equal, reason, seconds); for a reading task "equal" is the fingerprint
+Result = tuple[int, str, Any, str, float]
 READY = ("ready",)  # what a worker sends once it is warm (worker.READY)
 
 

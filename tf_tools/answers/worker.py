@@ -12,10 +12,12 @@ they are switched off here; the pool kills a worker that runs over its time inst
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import resource
 import time
+import zlib
 from collections import OrderedDict
 from typing import Any
 
@@ -147,8 +149,103 @@ def parse_golds(golds: tuple[str, ...]) -> list[Any]:
     return _cached(_GOLD_CACHE, golds, make)
 
 
-def verify_task(golds: tuple[str, ...], pred: str) -> tuple[str, bool | None, str]:
-    """(status, equal, reason): status is "ok", "gold_unparseable" or "error"."""
+# ----------------------------------------------------------------------------- fingerprints
+
+#: what evalf would integrate, sum or take limits of (slow), or cannot evaluate
+_NO_EVAL = (sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit, sympy.Derivative)
+
+
+def _point(name: str) -> sympy.Float:
+    """The value every symbol of this name takes in fingerprints: fixed, positive, distinct
+    per name (a positive point keeps ``\\sqrt{x^2}`` and ``x`` alike, as SymPy's positive
+    symbols would)."""
+    return sympy.Float(0.61 + (zlib.crc32(name.encode()) % 9973) / 9973 * 0.87, 20)
+
+
+#: one parsed answer's values: ``(0, (value,))`` for an expression, ``(n, element values)``
+#: for a set or tuple of ``n`` elements
+Item = tuple[int, tuple[complex, ...]]
+#: an answer's fingerprint: the items of its parsed expressions, and their scale
+Print = tuple[tuple[Item, ...], float]
+
+
+def fingerprint(answer: str, parsed: list[Any]) -> Print | None:
+    """The values of the answer's parsed expressions, every symbol at its fixed point
+    (``_point``), and their *scale* (the largest magnitude of any part of them). It lets
+    the caller tell two answers apart without comparing them (``far_apart`` in
+    ``clustering/equivalence.py``): math-verify compares values without leniency
+    (``verify`` with ``strict=True``: the same names, numbers to 6 decimals, a difference
+    chopped to 0 only when tiny next to the parts it came from: ``257^{48}/256^{48}``
+    "equals" a number near 0 there), sets and tuples element by element, and an
+    expression as the set of itself.
+
+    A set or tuple gives its elements' values (``FiniteSet`` counts distinct elements, as
+    math-verify's comparison does). Where the symbol ``i`` is an answer's only symbol,
+    both readings are given (a symbol, and the imaginary unit, as ``math_verify_equal``
+    retries). None where math-verify has more than values to go on: an equation or
+    inequality, an interval, a matrix, a bare symbol (compared by name with a product of
+    letters), a percent (``9%`` equals 9 there), or what cannot be evaluated quickly
+    (integrals, sums, limits, undefined functions, overflows, big trees)."""
+    if "%" in answer or "percent" in answer or not parsed:
+        return None
+    exprs: list[list[Any]] = []
+    for p in parsed:
+        if isinstance(p, (sympy.FiniteSet, sympy.Tuple)):
+            elements = list(p.args)
+        else:
+            elements = [p]
+        for q in elements:
+            if not isinstance(q, sympy.Expr) or isinstance(q, sympy.Symbol) or q.has(*_NO_EVAL):
+                return None
+        exprs.append(elements)
+    symbols = set().union(*(q.free_symbols for elements in exprs for q in elements))
+    if len(symbols) > 12:
+        return None
+    readings = [{sym: _point(sym.name) for sym in symbols}]
+    if symbols and all(getattr(sym, "name", None) == "i" for sym in symbols):
+        readings.append({sym: sympy.I for sym in symbols})
+    items: list[Item] = []
+    scale = 1.0
+    for at in readings:
+        for p, elements in zip(parsed, exprs, strict=True):
+            parts = [q for e in elements for q in sympy.preorder_traversal(e)
+                     if isinstance(q, sympy.Expr) and not isinstance(q, sympy.Symbol)]
+            if len(parts) > 400:
+                return None
+            try:
+                values = tuple(complex(e.evalf(15, subs=at)) for e in elements)
+                for q in parts:
+                    scale = max(scale, abs(complex(q.evalf(15, subs=at))))
+            except (TypeError, ValueError, OverflowError, ArithmeticError, AttributeError):
+                return None
+            if not all(math.isfinite(abs(v)) for v in values) or not math.isfinite(scale):
+                return None
+            size = len(p) if isinstance(p, (sympy.FiniteSet, sympy.Tuple)) else 0
+            items.append((size, values))
+    return tuple(items), scale
+
+
+def describe(answer: str) -> tuple[str, Print | None, str]:
+    """A reading task (``verify_task`` with no prediction): "gold_unparseable" when
+    math-verify reads no expression from the answer, else "ok" with its fingerprint."""
+    try:
+        parsed = parse_golds((answer,))
+        if not parsed:
+            return "gold_unparseable", None, "math-verify reads no expression"
+        return "ok", fingerprint(answer, parsed), "readable"
+    except MemoryError:
+        return "error", None, "out of memory (worker limit)"
+    except RecursionError:
+        return "error", None, "recursion limit in SymPy"
+    except Exception as exc:  # noqa: BLE001 - as verify_task
+        return "error", None, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def verify_task(golds: tuple[str, ...], pred: str | None) -> tuple[str, Any, str]:
+    """(status, equal, reason): status is "ok", "gold_unparseable" or "error". With no
+    prediction, a reading of the one gold instead (``describe``: "equal" is its fingerprint)."""
+    if pred is None:
+        return describe(golds[0])
     try:
         gold_parsed = parse_golds(golds)
         if not gold_parsed:

@@ -61,6 +61,7 @@ class ClusterStats:
     mv_cached: int = 0  # pairs math-verify had already compared earlier in the run
     mv_reads: int = 0  # answers checked once for whether math-verify can read them
     mv_unreadable: int = 0  # pairs settled: math-verify cannot read one side
+    print_decided: int = 0  # pairs settled: fingerprints far apart (see Equivalence)
     timeouts: int = 0  # math-verify calls that ran out of time (= not equal)
     mv_failures: int = 0  # math-verify crashed (= not equal)
     mv_seconds: float = 0.0  # worker time spent in math-verify
@@ -85,7 +86,8 @@ class ClusterStats:
             f"clustered {self.clustered} wrong answers into {self.clusters} clusters; "
             f"{self.key_hits} placed by canonical key, {self.answers_mv} needed math-verify",
             f"{self.checks} pair checks (all pairs: {self.all_pairs}), {self.number_decided} more "
-            f"told apart as different numbers and {self.form_decided} by value or form; "
+            f"told apart as different numbers, {self.form_decided} by value or form and "
+            f"{self.print_decided} by fingerprint; "
             f"math-verify: {self.mv_checks} pairs, {self.mv_reads} readability checks, "
             f"{self.timeouts} timeouts",
         ]
@@ -191,7 +193,7 @@ class _Placement:
     def _send(self, i: int, needs_mv: list[int]) -> None:
         self.eq.stats.answers_mv += 1
         if not self.prefetched:
-            self.eq.prefetch(t for t, f in zip(self.texts, self.forms, strict=True) if f.exact is None)
+            self.eq.prefetch(self.texts)
             self.prefetched = True
         for j in needs_mv:
             answer, ticket = self.eq.submit(self.texts[j], self.texts[i])

@@ -5,12 +5,17 @@ It does not choose which pairs to compare: ``answers.py`` (``cluster_answers``) 
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from tf_tools.answers.forms import fast_decision
 from tf_tools.answers.pool import VerifyPool
+
+#: an answer's fingerprint (``worker.fingerprint``): items ``(size, values)``, and a scale
+Item = tuple[int, tuple[complex, ...]]
+Print = tuple[tuple[Item, ...], float]
 
 if TYPE_CHECKING:  # annotations only: answers.py imports this module
     from tf_tools.clustering.answers import ClusterConfig, ClusterStats
@@ -24,7 +29,11 @@ class Equivalence:
     its non-numeric answers is checked once per run (``prefetch``) for whether math-verify
     reads a SymPy expression from it: one it cannot read ("___", "Cannot be determined")
     equals nothing through math-verify, as gold ("gold does not parse") or as prediction (a
-    string never equals an expression), so its pairs need no call. Pair results are cached.
+    string never equals an expression), so its pairs need no call. The same reading brings
+    back the answer's *fingerprint* (``worker.fingerprint``: the values of its expressions,
+    every symbol at one fixed point; a plain number's is taken here): two answers whose
+    fingerprints are far apart are not equal to math-verify either, so their pair needs no
+    call. One reading per answer instead of one call per pair. Pair results are cached.
     """
 
     def __init__(self, cfg: ClusterConfig, stats: ClusterStats, cache_size: int = 100_000) -> None:
@@ -34,6 +43,7 @@ class Equivalence:
         self._pool: Any = None
         self._seq = 0
         self._readable: OrderedDict[str, bool] = OrderedDict()
+        self._prints: OrderedDict[str, Print | None] = OrderedDict()
         self._pairs: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self._reading: dict[int, str] = {}  # seq -> answer being checked for readability
         self._comparing: dict[int, tuple[str, str]] = {}  # seq -> pair being compared
@@ -48,8 +58,13 @@ class Equivalence:
         if not self.cfg.math_verify:
             return
         for answer in dict.fromkeys(a for a in answers if a not in self._readable):
+            value = plain_value(answer)
+            if value is not None:  # "12", "-0.5", "3/10": no call needed
+                _remember(self._readable, answer, True, self.cache_size)
+                _remember(self._prints, answer, (((0, (value,)),), max(1.0, abs(value))), self.cache_size)
+                continue
             self.stats.mv_reads += 1
-            self._reading[self._send(answer, answer)] = answer
+            self._reading[self._send(answer, None)] = answer
         while self._reading:
             self._collect()
 
@@ -59,6 +74,9 @@ class Equivalence:
             return False, -1
         if not (self._readable.get(rep, True) and self._readable.get(cand, True)):
             self.stats.mv_unreadable += 1
+            return False, -1
+        if self.cfg.shortcuts and far_apart(self._prints.get(rep), self._prints.get(cand)):
+            self.stats.print_decided += 1
             return False, -1
         cached = self._pairs.get((rep, cand))
         if cached is not None:
@@ -76,7 +94,7 @@ class Equivalence:
         ready, self._ready = self._ready, {}
         return ready
 
-    def _send(self, gold: str, pred: str) -> int:
+    def _send(self, gold: str, pred: str | None) -> int:
         if self._pool is None:
             self._pool = VerifyPool(self.cfg.workers, self.cfg.timeout, self.cfg.memory_mb)
         seq = self._seq
@@ -93,6 +111,7 @@ class Equivalence:
                 # a timeout or crash says nothing about readability: compare as usual
                 answer = self._reading.pop(seq)
                 _remember(self._readable, answer, status != "gold_unparseable", self.cache_size)
+                _remember(self._prints, answer, equal if status == "ok" else None, self.cache_size)
                 continue
             pair = self._comparing.pop(seq, None)
             if pair is None:
@@ -108,7 +127,50 @@ class Equivalence:
             self._pool = None
 
 
-def _remember(cache: OrderedDict, key: Any, value: bool, size: int) -> None:
+_PLAIN_NUMBER_RE = re.compile(r"[+-]?(?:\d{1,15}(?:\.\d{1,15})?|\d{1,15}/\d{1,15}|\\frac\{\d{1,15}\}\{\d{1,15}\})")
+
+
+def plain_value(answer: str) -> complex | None:
+    """The value of an answer that can only be read one way ("12", "-0.5", "3/10",
+    "\\frac{3}{10}"), as math-verify reads it; None for anything else ("1,000", "2 3/4")."""
+    text = answer.strip()
+    if not _PLAIN_NUMBER_RE.fullmatch(text):
+        return None
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    if body.startswith("\\frac"):
+        top, bottom = body[6:-1].split("}{")
+        body = f"{top}/{bottom}"
+    if "/" in body:
+        top, bottom = body.split("/")
+        return None if int(bottom) == 0 else complex(sign * int(top) / int(bottom))
+    return complex(sign * float(body))
+
+
+def far_apart(a: Print | None, b: Print | None) -> bool:
+    """Whether math-verify would find no two parsed items of the answers equal, by their
+    fingerprints (``worker.fingerprint``). Two items differ when their sizes differ (an
+    expression is a set of one; math-verify compares sets and tuples of different sizes as
+    different) or when some element of one is far from every element of the other: by more
+    than 1e-4 of the largest value or scale of the two (math-verify rounds decimals to 6
+    places and chops a difference that is tiny next to the parts it came from)."""
+    if a is None or b is None or not a[0] or not b[0]:
+        return False
+    scale = max(a[1], b[1])
+
+    def far(x: complex, y: complex) -> bool:
+        return abs(x - y) > 1e-4 * max(scale, abs(x), abs(y))
+
+    def apart(p: Item, q: Item) -> bool:
+        if max(p[0], 1) != max(q[0], 1):
+            return True
+        return (any(all(far(x, y) for y in q[1]) for x in p[1])
+                or any(all(far(x, y) for x in p[1]) for y in q[1]))
+
+    return all(apart(p, q) for p in a[0] for q in b[0])
+
+
+def _remember(cache: OrderedDict, key: Any, value: Any, size: int) -> None:
     cache[key] = value
     if len(cache) > size:
         cache.popitem(last=False)
