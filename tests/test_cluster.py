@@ -431,7 +431,14 @@ FINGERPRINT_PAIRS = [
     ("x^2+2x+1", "(y+1)^2", False),  # names count
     ("\\sqrt{x^2}", "x", False),
     ("9\\%", "9", True),  # no fingerprint for a percent
-    ("x = 2", "2", True),  # nor for an equation
+    ("x = 2", "2", True),  # an equation against an expression: its right-hand side
+    ("x = 2", "3", False),
+    ("a = b = 3", "3", True),  # a chain: its last side
+    ("y = 2x + 1", "2x + 1", True),
+    ("y = 2x + 1", "2x - 1", False),
+    ("x = 2", "y = 2", False),  # two equations: left to math-verify
+    ("f(x) + f(x)", "2f(x)", True),  # an undefined function: one fixed function
+    ("f(x) + 1", "f(x)", False),
     ("(1, 2)", "1, 2", True),  # nor for an interval
     ("Cannot be determined", "18976/23 - 35d", False),
     ("No solution", "None", False),
@@ -466,19 +473,23 @@ NOT_FAR = {
     ("0.3333", "\\frac{1}{3}"),  # within 1e-4
     ("2^48", "((1 - 5^(1/2))^192) / (1 - 5)^48"),  # within 1e-4 of the parts' scale (1e28)
     ("\\sqrt{x^2}", "x"),  # a bare symbol has no fingerprint
+    ("x = 2", "y = 2"),  # an equation against an equation
 }
 
 
 def test_what_has_no_fingerprint():
     from tf_tools.answers.worker import describe
 
-    for text in ["x = 2", "9\\%", "(1, 2]", "a", "\\int_0^1 x dx", "f(x)", "2^{1980} \\cdot 3^{4000}",
-                 "\\begin{pmatrix}1\\\\2\\end{pmatrix}"]:
+    for text in ["9\\%", "(1, 2]", "a", "\\int_0^1 x dx", "2^{1980} \\cdot 3^{4000}",
+                 "\\begin{pmatrix}1\\\\2\\end{pmatrix}", "x = y"]:
         status, fp, _ = describe(text)
         assert status == "ok" and fp is None, text
     assert describe("___")[0] == "gold_unparseable"
     status, ((item,), scale), _ = describe("\\frac{1}{2}")
-    assert status == "ok" and item == (0, (0.5 + 0j,)) and scale == 1.0
+    assert status == "ok" and item == (0, (0.5 + 0j,), False) and scale == 1.0
+    status, ((item,), _), _ = describe("x = 2")  # an equation: its right-hand side, marked
+    assert status == "ok" and item == (0, (2 + 0j,), True)
+    assert describe("f(x)")[1] is not None  # an undefined function: a fixed one
 
 
 def test_fingerprints_spare_math_verify_calls_and_change_no_cluster():

@@ -162,11 +162,25 @@ def _point(name: str) -> sympy.Float:
     return sympy.Float(0.61 + (zlib.crc32(name.encode()) % 9973) / 9973 * 0.87, 20)
 
 
-#: one parsed answer's values: ``(0, (value,))`` for an expression, ``(n, element values)``
-#: for a set or tuple of ``n`` elements
-Item = tuple[int, tuple[complex, ...]]
+#: one parsed answer's values: ``(0, (value,), False)`` for an expression, ``(n, element
+#: values, False)`` for a set or tuple of ``n`` elements; an equation is its right-hand side
+#: with ``True`` (what math-verify compares with an answer that is no equation)
+Item = tuple[int, tuple[complex, ...], bool]
 #: an answer's fingerprint: the items of its parsed expressions, and their scale
 Print = tuple[tuple[Item, ...], float]
+
+
+def _concrete(expr: Any) -> Any:
+    """``f(x)`` of an undefined ``f`` as one fixed function of its arguments per name and
+    arity: what is equal for every ``f`` (math-verify's symbolic comparison) is equal for
+    this one, so values that differ here differ there."""
+    from sympy.core.function import AppliedUndef
+
+    def concrete(call: Any) -> Any:
+        c = sympy.Float(0.3 + (zlib.crc32(f"{call.func.__name__}/{len(call.args)}".encode()) % 997) / 1994, 20)
+        return sympy.exp(c * sum(sympy.Float(k + 1) * a for k, a in enumerate(call.args))) + c
+
+    return expr.replace(lambda e: isinstance(e, AppliedUndef), concrete)
 
 
 def fingerprint(answer: str, parsed: list[Any]) -> Print | None:
@@ -176,30 +190,34 @@ def fingerprint(answer: str, parsed: list[Any]) -> Print | None:
     ``clustering/equivalence.py``): math-verify compares values without leniency
     (``verify`` with ``strict=True``: the same names, numbers to 6 decimals, a difference
     chopped to 0 only when tiny next to the parts it came from: ``257^{48}/256^{48}``
-    "equals" a number near 0 there), sets and tuples element by element, and an
-    expression as the set of itself.
+    "equals" a number near 0 there), sets and tuples element by element, an expression as
+    the set of itself, and an equation with an answer that is none by its last right-hand
+    side (or not at all).
 
     A set or tuple gives its elements' values (``FiniteSet`` counts distinct elements, as
-    math-verify's comparison does). Where the symbol ``i`` is an answer's only symbol,
-    both readings are given (a symbol, and the imaginary unit, as ``math_verify_equal``
-    retries). None where math-verify has more than values to go on: an equation or
-    inequality, an interval, a matrix, a bare symbol (compared by name with a product of
-    letters), a percent (``9%`` equals 9 there), or what cannot be evaluated quickly
-    (integrals, sums, limits, undefined functions, overflows, big trees)."""
+    math-verify's comparison does); an undefined function one fixed function
+    (``_concrete``). Where the symbol ``i`` is an answer's only symbol, both readings are
+    given (a symbol, and the imaginary unit, as ``math_verify_equal`` retries). None where
+    math-verify has more than values to go on: an inequality, an interval, a matrix, a
+    bare symbol (compared by name with a product of letters), a percent (``9%`` equals 9
+    there), or what cannot be evaluated quickly (integrals, sums, limits, overflows, big
+    trees)."""
     if "%" in answer or "percent" in answer or not parsed:
         return None
-    exprs: list[list[Any]] = []
+    exprs: list[tuple[Any, list[Any], bool]] = []  # (set or expression, its elements, an equation?)
     for p in parsed:
-        if isinstance(p, (sympy.FiniteSet, sympy.Tuple)):
-            elements = list(p.args)
-        else:
-            elements = [p]
+        equation = _is_equation(p)
+        if equation:
+            while isinstance(p, sympy.And):
+                p = p._unsorted_args[-1] if hasattr(p, "_unsorted_args") else p.args[-1]
+            p = p.rhs
+        elements = list(p.args) if isinstance(p, (sympy.FiniteSet, sympy.Tuple)) else [p]
         for q in elements:
             if not isinstance(q, sympy.Expr) or isinstance(q, sympy.Symbol) or q.has(*_NO_EVAL):
                 return None
-        exprs.append(elements)
-    symbols = set().union(*(q.free_symbols for elements in exprs for q in elements))
-    if len(symbols) > 12:
+        exprs.append((p, [_concrete(q) for q in elements], equation))
+    symbols = set().union(*(q.free_symbols for _, elements, _ in exprs for q in elements))
+    if len(symbols) > 40:
         return None
     readings = [{sym: _point(sym.name) for sym in symbols}]
     if symbols and all(getattr(sym, "name", None) == "i" for sym in symbols):
@@ -207,7 +225,7 @@ def fingerprint(answer: str, parsed: list[Any]) -> Print | None:
     items: list[Item] = []
     scale = 1.0
     for at in readings:
-        for p, elements in zip(parsed, exprs, strict=True):
+        for p, elements, equation in exprs:
             parts = [q for e in elements for q in sympy.preorder_traversal(e)
                      if isinstance(q, sympy.Expr) and not isinstance(q, sympy.Symbol)]
             if len(parts) > 400:
@@ -221,8 +239,15 @@ def fingerprint(answer: str, parsed: list[Any]) -> Print | None:
             if not all(math.isfinite(abs(v)) for v in values) or not math.isfinite(scale):
                 return None
             size = len(p) if isinstance(p, (sympy.FiniteSet, sympy.Tuple)) else 0
-            items.append((size, values))
+            items.append((size, values, equation))
     return tuple(items), scale
+
+
+def _is_equation(expr: Any) -> bool:
+    """An equation or a chain of them (``a = b = c``), as math-verify's ``is_equation``."""
+    if isinstance(expr, sympy.Eq):
+        return True
+    return isinstance(expr, sympy.And) and bool(expr.args) and all(isinstance(a, sympy.Eq) for a in expr.args)
 
 
 def describe(answer: str) -> tuple[str, Print | None, str]:

@@ -14,7 +14,7 @@ from tf_tools.answers.forms import fast_decision
 from tf_tools.answers.pool import VerifyPool
 
 #: an answer's fingerprint (``worker.fingerprint``): items ``(size, values)``, and a scale
-Item = tuple[int, tuple[complex, ...]]
+Item = tuple[int, tuple[complex, ...], bool]
 Print = tuple[tuple[Item, ...], float]
 
 if TYPE_CHECKING:  # annotations only: answers.py imports this module
@@ -61,7 +61,7 @@ class Equivalence:
             value = plain_value(answer)
             if value is not None:  # "12", "-0.5", "3/10": no call needed
                 _remember(self._readable, answer, True, self.cache_size)
-                _remember(self._prints, answer, (((0, (value,)),), max(1.0, abs(value))), self.cache_size)
+                _remember(self._prints, answer, (((0, (value,), False),), max(1.0, abs(value))), self.cache_size)
                 continue
             self.stats.mv_reads += 1
             self._reading[self._send(answer, None)] = answer
@@ -153,7 +153,9 @@ def far_apart(a: Print | None, b: Print | None) -> bool:
     expression is a set of one; math-verify compares sets and tuples of different sizes as
     different) or when some element of one is far from every element of the other: by more
     than 1e-4 of the largest value or scale of the two (math-verify rounds decimals to 6
-    places and chops a difference that is tiny next to the parts it came from)."""
+    places and chops a difference that is tiny next to the parts it came from). An
+    equation is compared only with an expression (math-verify takes its right-hand side,
+    or calls them different); with a set or another equation its items say nothing."""
     if a is None or b is None or not a[0] or not b[0]:
         return False
     scale = max(a[1], b[1])
@@ -162,6 +164,8 @@ def far_apart(a: Print | None, b: Print | None) -> bool:
         return abs(x - y) > 1e-4 * max(scale, abs(x), abs(y))
 
     def apart(p: Item, q: Item) -> bool:
+        if (p[2] and (q[2] or q[0])) or (q[2] and p[0]):
+            return False  # an equation against an equation or a set: other rules apply
         if max(p[0], 1) != max(q[0], 1):
             return True
         return (any(all(far(x, y) for y in q[1]) for x in p[1])
