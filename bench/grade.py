@@ -33,6 +33,7 @@ the records where the two disagree are counted both ways).
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import logging
 import os
@@ -140,6 +141,10 @@ def main() -> None:
                          "math-l5: the 28,840 ZeroEval MATH level-5 trajectories")
     args = ap.parse_args()
 
+    # bytecode for tf_tools, as a regular (non-editable) pip install writes it: an editable
+    # checkout under PYTHONDONTWRITEBYTECODE=1 would compile every module on every timed run,
+    # while math-verify's and SymPy's site-packages bytecode is there since their install
+    compileall.compile_dir(os.path.join(ROOT, "tf_tools"), quiet=1)
     t_build = time.perf_counter()
     records = build_workload(args.data, args.limit, args.workload)
     n = len(records)

@@ -458,3 +458,29 @@ def test_a_pool_started_ahead_and_never_used_is_stopped_and_the_next_one_works()
         while not results:
             results = used.collect(block=0.5)
     assert results[0][:3] == (0, "ok", True)
+
+
+def test_tasks_go_to_the_worker_that_parsed_their_gold_unless_its_queue_is_much_longer():
+    from tf_tools.answers.pool import AFFINITY_SLACK, VerifyPool
+
+    with VerifyPool(2, timeout=20, max_queue=64) as pool:
+        assert pool._started(60)
+        same = [(i, ("\\frac{1}{3}",), f"{i}/3") for i in range(8)]  # one gold: parsed once, if possible
+        for task in same:
+            assert pool.submit(task)
+        sizes = sorted(len(w.queue) for w in pool._workers)
+        assert sizes[1] - sizes[0] <= AFFINITY_SLACK + 1 and sizes[1] > sizes[0], sizes
+        holders = [w for w in pool._workers if "\\frac{1}{3}" in w.golds]
+        assert holders, "the gold is remembered by the worker it went to"
+        before = [len(w.queue) for w in pool._workers]
+        fresh = [(100 + i, (f"{i}",), f"{i}") for i in range(10)]  # new golds: the shortest queue
+        for task in fresh:
+            assert pool.submit(task)
+        after = [len(w.queue) for w in pool._workers]
+        assert abs(after[0] - after[1]) <= 1, (before, after)
+        results = []
+        while len(results) < len(same) + len(fresh):
+            results += pool.collect(block=0.5)
+    verdicts = {seq: equal for seq, status, equal, *_ in results}
+    assert [verdicts[i] for i in range(8)] == [i == 1 for i in range(8)]
+    assert all(verdicts[100 + i] for i in range(10))

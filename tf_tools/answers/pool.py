@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 import weakref
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -171,6 +170,11 @@ class _Worker:
     started: float = 0.0  # when the item at the head of the queue began
     ready: bool = False  # warmed up (math-verify imported and exercised)
     born: float = field(default_factory=time.monotonic)
+    golds: set[str] = field(default_factory=set)  # the golds sent to it (it parsed them once)
+
+
+#: how much longer than the shortest a queue may be and still get the tasks of a gold it parsed
+AFFINITY_SLACK = 2
 
 
 def _serve(conn: Connection, memory_mb: int) -> None:
@@ -257,13 +261,19 @@ class VerifyPool:
         return self._submit(task)
 
     def _submit(self, task: Task) -> bool:
-        affine = self._workers[zlib.crc32("\x00".join(task[1]).encode()) % self.n]
-        if len(affine.queue) < self.max_queue:
-            target = affine
-        else:
-            target = min(self._workers, key=lambda w: len(w.queue))
-            if len(target.queue) >= self.max_queue:
-                return False
+        """To the worker that already parsed the task's gold, unless its queue is longer than
+        the shortest by more than ``AFFINITY_SLACK`` (a parse costs about one item); a new
+        gold goes to the shortest queue."""
+        key = "\x00".join(task[1])
+        shortest = min(self._workers, key=lambda w: len(w.queue))
+        target = next((w for w in self._workers if key in w.golds), shortest)
+        if len(target.queue) > len(shortest.queue) + AFFINITY_SLACK or len(target.queue) >= self.max_queue:
+            target = shortest
+        if len(target.queue) >= self.max_queue:
+            return False
+        if len(target.golds) >= 100_000:
+            target.golds.clear()
+        target.golds.add(key)
         self._send(target, [task])
         return True
 
