@@ -258,12 +258,8 @@ def describe(answer: str) -> tuple[str, Print | None, str]:
         if not parsed:
             return "gold_unparseable", None, "math-verify reads no expression"
         return "ok", fingerprint(answer, parsed), "readable"
-    except MemoryError:
-        return "error", None, "out of memory (worker limit)"
-    except RecursionError:
-        return "error", None, "recursion limit in SymPy"
     except Exception as exc:  # noqa: BLE001 - as verify_task
-        return "error", None, f"{type(exc).__name__}: {exc}"[:300]
+        return _failure(exc)
 
 
 def verify_task(golds: tuple[str, ...], pred: str | None) -> tuple[str, Any, str]:
@@ -279,12 +275,17 @@ def verify_task(golds: tuple[str, ...], pred: str | None) -> tuple[str, Any, str
         if not pred_parsed:
             return "ok", False, "prediction does not parse"
         return "ok", math_verify_equal(gold_parsed, pred_parsed), "math-verify"
-    except MemoryError:
+    except Exception as exc:  # noqa: BLE001 - a SymPy or parser bug on one answer must not kill the worker
+        return _failure(exc)
+
+
+def _failure(exc: Exception) -> tuple[str, None, str]:
+    """An item's exception as its "error" result."""
+    if isinstance(exc, MemoryError):
         return "error", None, "out of memory (worker limit)"
-    except RecursionError:
+    if isinstance(exc, RecursionError):
         return "error", None, "recursion limit in SymPy"
-    except Exception as exc:  # a SymPy or parser bug on one answer must not kill the worker
-        return "error", None, f"{type(exc).__name__}: {exc}"[:300]
+    return "error", None, f"{type(exc).__name__}: {exc}"[:300]
 
 
 _warm = False
