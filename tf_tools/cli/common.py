@@ -14,7 +14,9 @@ import contextlib
 import functools
 import inspect
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
@@ -250,6 +252,23 @@ def command(prog: str, verbose: int = 0, quiet: bool = False) -> Iterator[None]:
     except KeyboardInterrupt:
         console.error("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt(enabled: bool = True) -> Iterator[None]:
+    """SIGTERM (``scancel``, a time limit) as Ctrl-C inside the block: the command stops
+    cleanly with what it finished written, and exits 130 (``--resume`` goes on)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _silence_stdout() -> None:

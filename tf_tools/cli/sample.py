@@ -24,6 +24,13 @@ Examples:
   tf-sample -m M --resume problems.jsonl -o t.jsonl            # finish a killed run
   tf-sample -m models/base --template prompt.txt problems.jsonl  # {problem} in the file
   tf-sample --config sample.toml --seed 1 problems.jsonl -o t.jsonl  # options from a file; flags win
+  tf-sample --engine openai --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-Math-7B-Instruct problems.jsonl -o t.jsonl
+  tf-sample --engine openai --base-url http://node1:8000/v1 --base-url http://node2:8000/v1 --concurrency 256 -m M ...
+  tf-sample --engine openai --base-url https://api.deepseek.com/v1 --api-key-env DEEPSEEK_API_KEY -m deepseek-chat --price-in 0.27 --price-out 1.1 ...
+
+With --engine openai, -m is the model's name on the server; the server applies its chat
+template (--system is sent as a system message), or with --api completions the prompt is
+--template's text. Each sample is one request with its own seed.
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -52,6 +59,14 @@ def sample(
     gpu_memory_utilization: Annotated[float, typer.Option("--gpu-memory-utilization")] = 0.9,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Sequences per generate() call (hf engine).")] = 16,
     chunk: Annotated[int, typer.Option("--chunk", help="Problems handed to the engine at once; output is written after each chunk.")] = 256,
+    base_url: Annotated[list[str] | None, typer.Option("--base-url", help="openai engine: the server's OpenAI-compatible URL, e.g. http://HOST:8000/v1 (repeatable: requests are spread over them).")] = None,
+    api_key_env: Annotated[str, typer.Option("--api-key-env", help="openai engine: environment variable with the API key (unset is fine for a local vllm serve).")] = "OPENAI_API_KEY",
+    api: Annotated[str, typer.Option("--api", help="openai engine: chat (the server's chat template) or completions (with --template, for base models).")] = "chat",
+    concurrency: Annotated[int, typer.Option("--concurrency", help="openai engine: requests in flight.")] = 64,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="openai engine: tries after the first on 429, 5xx, dropped connections and timeouts (exponential backoff with jitter, or the server's Retry-After).")] = 6,
+    request_timeout: Annotated[float, typer.Option("--request-timeout", help="openai engine: seconds one request may take.")] = 600.0,
+    price_in: Annotated[float | None, typer.Option("--price-in", help="Price per million prompt tokens: the cost so far and for the whole input, in the progress and the summary.")] = None,
+    price_out: Annotated[float | None, typer.Option("--price-out", help="Price per million completion tokens.")] = None,
     output: common.Output = None,
     *,
     run: common.Run,
@@ -72,7 +87,8 @@ def sample(
         raise UsageError("no model: give one with -m/--model")
     if n < 1 or max_tokens < 1 or chunk < 1:
         raise UsageError("-n, --max-tokens and --chunk must be at least 1")
-    resolve_engine(engine)
+    served = resolve_engine(engine) == "openai"
+    _check_served(served, base_url, api, template, concurrency, max_retries, request_timeout)
     shard_spec = parse_shard(run.shard)  # a bad --shard is a usage error before the model loads
     paths = common.require_input(inputs)
     template_text = _read_template(template)
@@ -82,7 +98,9 @@ def sample(
     writer = out.writer
     eng = make_engine(EngineConfig(model=model, engine=engine, dtype=dtype, max_model_len=max_model_len,
                                    tp=tp, gpu_memory_utilization=gpu_memory_utilization,
-                                   batch_size=batch_size))
+                                   batch_size=batch_size, base_urls=tuple(base_url or ()),
+                                   api_key_env=api_key_env, api=api, concurrency=concurrency,
+                                   max_retries=max_retries, request_timeout=request_timeout))
     cfg = SampleConfig(
         sampling=SamplingConfig(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
                                 max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed),
@@ -90,32 +108,61 @@ def sample(
         template=template_text, chunk=chunk, keep_going=run.keep_going, model_name=model,
     )
     reader = JsonlReader(paths, keep_going=run.keep_going, step="sample")
-    stats = SampleStats()
+    total = common.count_lines(paths)
+    stats = SampleStats(price_in=price_in, price_out=price_out,
+                        total_problems=total - out.n_done if total is not None else None)
     problems = in_shard(reader, shard_spec, run.id_key)
     try:
-        with console.Progress("problems", common.count_lines(paths), enabled=not run.quiet) as bar:
+        with console.Progress("problems", total, enabled=not run.quiet) as bar, common.sigterm_as_interrupt(served):
             _write_problems(lambda show: sample_problems(problems, eng, cfg, stats, reader.where,
                                                          skip=out.done_ids, on_chunk=show),
-                            writer, bar, out.n_done)
+                            writer, bar, out.n_done, served)
     finally:
         writer.close()
+        if served:
+            eng.close()  # type: ignore[attr-defined]
     writer.commit()
     common.finish(stats)
 
 
-def _write_problems(groups_of, writer, bar, done: int) -> None:  # type: ignore[no-untyped-def]
+def _check_served(served: bool, base_url: list[str] | None, api: str, template: str | None,
+                  concurrency: int, max_retries: int, request_timeout: float) -> None:
+    """The openai engine's options make sense together (a usage error before any request)."""
+    from tf_tools.errors import UsageError
+
+    if not served:
+        if base_url:
+            raise UsageError("--base-url is for --engine openai")
+        return
+    if not base_url:
+        raise UsageError("--engine openai needs the server's address", hint="--base-url http://HOST:8000/v1")
+    if api not in ("chat", "completions"):
+        raise UsageError(f"--api must be chat or completions, not {api!r}")
+    if (api == "completions") != (template is not None):
+        raise UsageError("--api completions sends --template's text; the chat endpoint takes no template",
+                         hint="--api completions --template FILE, or neither")
+    if concurrency < 1 or max_retries < 0 or request_timeout <= 0:
+        raise UsageError("--concurrency must be at least 1, --max-retries at least 0, --request-timeout above 0")
+
+
+def _write_problems(groups_of, writer, bar, done: int, served: bool = False) -> None:  # type: ignore[no-untyped-def]
     """Write each problem's lines as ``groups_of(on_chunk)`` yields them; the bar moves by
     whole chunks: sample_problems calls ``on_chunk`` after each chunk, when this loop has
-    written all of that chunk's problems (so a heartbeat line's rate and eta are per chunk)."""
+    written all of that chunk's problems (so a heartbeat line's rate and eta are per chunk).
+    A served teacher's problems come in one by one: the bar moves with each."""
     bar.count = written = done
 
     def show(s) -> None:  # type: ignore[no-untyped-def]
         bar.postfix = f"{s.samples} samples, {s.tokens} tokens, {s.tokens_per_s:.0f} tok/s"
+        if s.served:
+            bar.postfix += f"; {s.served_line()}"
         bar.advance(written - bar.count)
 
     for group in groups_of(show):
         writer.write_many(group)  # one problem: whole lines, flushed
         written += 1
+        if served:
+            bar.advance(written - bar.count)
 
 
 def _read_template(template: str | None) -> str | None:

@@ -51,15 +51,18 @@ class PromptBuilder:
     """Chat-template prompts (with an optional system message) or ``--template FILE``.
 
     A template file is plain text with ``{problem}`` where the problem goes (for base
-    models without a chat template).
+    models without a chat template). ``served``: no tokenizer here; a prompt is the chat
+    conversation (the server applies its model's template) or, with a template, its text.
     """
 
     def __init__(self, tokenizer: Any, system: str | None = DEFAULT_SYSTEM,
-                 template: str | None = None) -> None:
+                 template: str | None = None, served: bool = False) -> None:
         self.tokenizer = tokenizer
         self.system = system
         self.template = template
-        if template is None and not getattr(tokenizer, "chat_template", None):
+        self.served = served
+        # served: the server applies its chat template, or the prompt is the template's text
+        if not served and template is None and not getattr(tokenizer, "chat_template", None):
             raise UsageError("this model's tokenizer has no chat template",
                              hint="give a prompt template with --template FILE ({problem} marks the spot)")
         if template is not None and "{problem}" not in template:
@@ -74,6 +77,13 @@ class PromptBuilder:
             return self.template.replace("{problem}", problem)
         return self.tokenizer.apply_chat_template(self.messages(problem), tokenize=False,
                                                   add_generation_prompt=True)
+
+    def prompt(self, problem: str) -> list[int] | list[dict[str, str]] | str:
+        """What the engine takes: token ids, or for a served model the conversation (chat
+        endpoint) or the template's text (completions endpoint)."""
+        if not self.served:
+            return self.token_ids(problem)
+        return self.messages(problem) if self.template is None else self.text(problem)
 
     def token_ids(self, problem: str) -> list[int]:
         # the template already holds the special tokens: do not add BOS twice

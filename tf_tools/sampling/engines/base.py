@@ -8,6 +8,7 @@ tf-sample's; choosing and building an engine is the package's ``make_engine``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,24 +34,38 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     batch_size: int = 16  # hf engine only
     extra: dict[str, Any] = field(default_factory=dict)
+    # the openai engine only: a served model (``model`` is its served name)
+    base_urls: tuple[str, ...] = ()
+    api_key_env: str = "OPENAI_API_KEY"
+    api: str = "chat"  # or "completions" (a prompt text from --template)
+    concurrency: int = 64
+    max_retries: int = 6
+    request_timeout: float = 600.0
+    backoff: float = 1.0  # seconds before the first retry; doubled each time, with jitter
 
 
 @dataclass(frozen=True)
 class Request:
     prompt_ids: list[int]
     seed: int
+    messages: list[dict[str, str]] | None = None  # a served chat endpoint's conversation
+    text: str | None = None  # a served completions endpoint's prompt
 
 
 @dataclass(frozen=True)
 class Completion:
     text: str
-    finish_reason: str  # "stop" | "length"
+    finish_reason: str  # "stop" | "length" ("error" when ``error`` is set)
     n_tokens: int
+    n_prompt_tokens: int | None = None  # as the server counted them (served engine)
+    retries: int = 0
+    endpoint: str | None = None
+    error: str | None = None  # the request failed after its last retry
 
 
 class Engine(Protocol):
     name: str
-    tokenizer: Any
-    max_model_len: int
+    tokenizer: Any  # None: the engine takes messages or text, not token ids (served)
+    max_model_len: int | None  # None: unknown here (served)
 
-    def generate(self, requests: list[Request], sp: SamplingConfig) -> list[Completion]: ...
+    def generate(self, requests: list[Request], sp: SamplingConfig) -> Iterable[Completion]: ...
