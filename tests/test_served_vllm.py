@@ -1,0 +1,148 @@
+"""tf-sample --engine openai against a real vLLM OpenAI server (vllm-cpu, SmolLM2) on the
+loopback interface. Slow: the server takes about a minute to start here.
+
+The server is started in the module form (``python -m vllm.entrypoints.openai.api_server``:
+with the vllm-cpu build the ``vllm`` console command fails, its package metadata being named
+``vllm-cpu``), with the settings the offline CPU engine uses (eager, float32, no chunked
+prefill), waits for ``/health``, and is stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tf_tools.sampling.engines import EngineConfig, Request, SamplingConfig, make_engine
+from tf_tools.sampling.prompts import PromptBuilder
+
+from .conftest import ROOT, read_jsonl, tool, write_jsonl
+
+pytestmark = pytest.mark.slow
+
+PROBLEMS = [dict(r, id=f"w{i}") for i, r in enumerate(
+    [{"problem": "Sara catches 5 trout. Melanie catches 2 times as many. How many does Melanie catch?"},
+     {"problem": "Jason has 3 cards and buys 5 more. How many cards does he have?"},
+     {"problem": "A pen costs 2 dollars. How much do 4 pens cost?"}])]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(smollm2, tmp_path_factory):
+    pytest.importorskip("vllm")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smollm2),
+           "--served-model-name", "teacher", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
+           "--dtype", "float32", "--max-model-len", "2048", "--no-enable-chunked-prefill"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the vLLM server exited ({proc.returncode}): {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the vLLM server did not come up in 300 s: {log.read_text()[-2000:]}")
+            time.sleep(1)
+        yield f"{url}/v1"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def served(url, src, *args, out=None):
+    cmd = [tool("tf-sample"), "--engine", "openai", "--base-url", url, "-m", "teacher", *args, str(src)]
+    if out:
+        cmd += ["-o", str(out)]
+    return subprocess.run(cmd, capture_output=True, timeout=600)
+
+
+def test_records_and_one_sample_regenerated_alone(vllm_server, tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", PROBLEMS)
+    result = served(vllm_server, src, "-n", "3", "--max-tokens", "32", "--temperature", "0.8", "--seed", "3")
+    assert result.returncode == 0, result.stderr.decode()
+    recs = read_jsonl(result.stdout)
+    assert [(r["id"], r["sample_idx"]) for r in recs] == [(p["id"], j) for p in PROBLEMS for j in range(3)]
+    for r in recs:
+        meta = r["_tf"]["sample"]
+        assert r["completion"] and r["finish_reason"] in ("stop", "length")
+        assert meta["n_prompt_tokens"] > 20 and 0 < meta["n_completion_tokens"] <= 32
+        assert meta["endpoint"] == vllm_server.removesuffix("/v1") and meta["retries"] == 0
+    assert len({r["completion"] for r in recs}) > 3, "seeded samples of a problem differ"
+    target = recs[4]
+    engine = make_engine(EngineConfig(model="teacher", engine="openai", base_urls=(vllm_server,)))
+    try:
+        builder = PromptBuilder(None, target["_tf"]["sample"]["system"], served=True)
+        sp = SamplingConfig(n=1, temperature=0.8, max_tokens=32, seed=3)
+        (done,) = list(engine.generate([Request([], target["_tf"]["sample"]["seed"],
+                                                messages=builder.messages(target["problem"]))], sp))
+    finally:
+        engine.close()
+    assert done.text == target["completion"]
+
+
+def test_killed_run_resumes_to_the_uninterrupted_output(vllm_server, tmp_path):
+    problems = [{"id": f"k{i}", "problem": f"What is {i} plus {2 * i}?"} for i in range(16)]
+    src = write_jsonl(tmp_path / "p.jsonl", problems)
+    args = ["--engine", "openai", "--base-url", vllm_server, "-m", "teacher", "-n", "2", "--max-tokens", "24",
+            "--concurrency", "2", "-q"]
+    full = tmp_path / "full.jsonl"
+    subprocess.run([tool("tf-sample"), *args, str(src), "-o", str(full)], check=True, timeout=600)
+    out = tmp_path / "out.jsonl"
+    tmp = tmp_path / "out.jsonl.tmp"
+    proc = subprocess.Popen([tool("tf-sample"), *args, str(src), "-o", str(out)])
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (tmp.exists() and tmp.read_bytes().count(b"\n") >= 6):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 6 <= tmp.read_bytes().count(b"\n") < 32
+    subprocess.run([tool("tf-sample"), *args, "--resume", str(src), "-o", str(out)], check=True, timeout=600)
+    assert out.read_bytes() == full.read_bytes()
+
+
+def test_temperature_zero_matches_the_offline_engine_up_to_float_ties(vllm_server, smollm2, tmp_path):
+    """The same prompts through the server (its chat template) and through --engine vllm
+    offline (ours): the same prompt token counts, and the same greedy text except where
+    two tokens tie within float32 noise (the two processes batch and cache prefixes
+    differently; we measured 6 of 8 identical in one run and 1 of 3 in another, the others
+    parting mid-text at a near-tie, e.g. "Melanie caught 10 trout" vs "Melanie caught 2 *")."""
+    src = write_jsonl(tmp_path / "p.jsonl", PROBLEMS)
+    args = ["-n", "1", "--max-tokens", "48", "--temperature", "0"]
+    result = served(vllm_server, src, *args)
+    assert result.returncode == 0, result.stderr.decode()
+    online = read_jsonl(result.stdout)
+    offline = subprocess.run([tool("tf-sample"), "--engine", "vllm", "-m", str(smollm2), *args, "-q", str(src)],
+                             capture_output=True, timeout=600)
+    assert offline.returncode == 0, offline.stderr.decode()
+    local = read_jsonl(offline.stdout)
+    assert [r["_tf"]["sample"]["n_prompt_tokens"] for r in online] == \
+        [r["_tf"]["sample"]["n_prompt_tokens"] for r in local]
+    for a, b in zip(online, local, strict=True):
+        common = os.path.commonprefix([a["completion"], b["completion"]])
+        assert len(common) >= 20, (a["completion"], b["completion"])  # the same start, whatever ties later
