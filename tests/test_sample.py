@@ -251,3 +251,37 @@ def test_real_instruct_model_answers_easy_problems(smollm2, tmp_path):
     assert len(verdicts) == 48
     assert "correct" in verdicts and "incorrect" in verdicts
     assert Path(out).exists()
+
+
+# ----------------------------------------------------------------------------- --dp
+
+
+def test_dp_copies_pull_from_one_queue_and_write_what_one_copy_writes(tiny_model, tmp_path):
+    """--dp 2 on CPU (a correctness test here: two copies share 2 cores): the records of
+    --dp 1, byte for byte, in input order; a killed --dp 2 run resumes to the same file."""
+    problems = [{"id": f"d{i}", "problem": f"What is {i} plus {i}?", "answer": str(2 * i)} for i in range(12)]
+    src = write_jsonl(tmp_path / "p.jsonl", problems)
+    args = ["-m", str(tiny_model), "--engine", "hf", "-n", "2", "--max-tokens", "12", "--chunk", "2", "-q"]
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    subprocess.run([tool("tf-sample"), *args, str(src), "-o", str(one)], check=True, timeout=300)
+    subprocess.run([tool("tf-sample"), *args, "--dp", "2", str(src), "-o", str(two)], check=True, timeout=300)
+    assert two.read_bytes() == one.read_bytes()
+    # half done already (as a killed run leaves it): --resume with --dp 2 finishes it the same
+    part = tmp_path / "part.jsonl"
+    (tmp_path / "part.jsonl.tmp").write_bytes(b"".join(one.read_bytes().splitlines(keepends=True)[:11]))
+    subprocess.run([tool("tf-sample"), *args, "--dp", "2", "--resume", str(src), "-o", str(part)], check=True,
+                   timeout=300)
+    assert part.read_bytes() == one.read_bytes()
+
+
+def test_dp_worker_errors_name_the_line_and_keep_going_marks_them(tiny_model, tmp_path):
+    problems = [{"id": "a", "problem": "1+1?"}, {"id": "b", "text": "no problem field"}, {"id": "c", "problem": "2+2?"}]
+    src = write_jsonl(tmp_path / "p.jsonl", problems)
+    args = [tool("tf-sample"), "-m", str(tiny_model), "--engine", "hf", "-n", "1", "--max-tokens", "4",
+            "--chunk", "1", "--dp", "2", str(src)]
+    stopped = subprocess.run(args, capture_output=True, timeout=300)
+    assert stopped.returncode == 1 and f"line 2 of {src}" in stopped.stderr.decode(), stopped.stderr.decode()
+    marked = subprocess.run([*args, "--keep-going"], capture_output=True, timeout=300)
+    recs = read_jsonl(marked.stdout)
+    assert marked.returncode == 3 and [r["id"] for r in recs] == ["a", "b", "c"]
+    assert "error" in recs[1]["_tf"] and recs[0]["completion"] is not None

@@ -217,3 +217,24 @@ def test_the_api_key_comes_from_the_environment_and_is_never_written(stub, tmp_p
     assert result.returncode == 0
     assert server.keys == ["Bearer sk-secret-123"]
     assert b"sk-secret-123" not in result.stdout + result.stderr
+
+
+def test_the_slurm_recipe_samples_from_a_served_teacher(stub, tmp_path):
+    """examples/slurm/served-sample.sbatch run as SLURM would run one task (no SLURM here:
+    SHARD given), against the stub; then again, as a requeued task: --resume keeps all."""
+    import os
+
+    from .conftest import BIN, ROOT
+
+    server = stub()
+    src = write_jsonl(tmp_path / "p.jsonl", PROBLEMS)
+    out = tmp_path / "runs"
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "BASE_URL": server.url, "SHARD": "0/1",
+           "N": "2", "MAX_TOKENS": "16"}
+    for _ in range(2):
+        result = subprocess.run(["bash", str(ROOT / "examples" / "slurm" / "served-sample.sbatch"), str(src), str(out)],
+                                capture_output=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr.decode()
+    recs = read_jsonl((out / "shard-000.jsonl").read_bytes())
+    assert [(r["id"], r["sample_idx"]) for r in recs] == [(p["id"], j) for p in PROBLEMS for j in range(2)]
+    assert len(server.bodies) == 16  # the second run resumed: nothing sampled twice

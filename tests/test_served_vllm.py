@@ -1,28 +1,25 @@
 """tf-sample --engine openai against a real vLLM OpenAI server (vllm-cpu, SmolLM2) on the
 loopback interface. Slow: the server takes about a minute to start here.
 
-The server is started in the module form (``python -m vllm.entrypoints.openai.api_server``:
-with the vllm-cpu build the ``vllm`` console command fails, its package metadata being named
-``vllm-cpu``), with the settings the offline CPU engine uses (eager, float32, no chunked
-prefill), waits for ``/health``, and is stopped at teardown.
+The server (tests/vllm_server.py) is started in the module form with the settings the
+offline CPU engine uses, is ready once ``/health`` answers, and is stopped at teardown.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
 from tf_tools.sampling.engines import EngineConfig, Request, SamplingConfig, make_engine
 from tf_tools.sampling.prompts import PromptBuilder
 
-from .conftest import ROOT, read_jsonl, tool, write_jsonl
+from .conftest import read_jsonl, tool, write_jsonl
+from .vllm_server import ServerFailed
+from .vllm_server import vllm_server as serve
 
 pytestmark = pytest.mark.slow
 
@@ -32,47 +29,15 @@ PROBLEMS = [dict(r, id=f"w{i}") for i, r in enumerate(
      {"problem": "A pen costs 2 dollars. How much do 4 pens cost?"}])]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(smollm2, tmp_path_factory):
     pytest.importorskip("vllm")
-    port = _free_port()
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smollm2),
-           "--served-model-name", "teacher", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
-           "--dtype", "float32", "--max-model-len", "2048", "--no-enable-chunked-prefill"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the vLLM server exited ({proc.returncode}): {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the vLLM server did not come up in 300 s: {log.read_text()[-2000:]}")
-            time.sleep(1)
-        yield f"{url}/v1"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        with serve(str(smollm2), log) as url:
+            yield url
+    except ServerFailed as exc:
+        pytest.fail(str(exc))
 
 
 def served(url, src, *args, out=None):

@@ -14,6 +14,10 @@ samples of a problem together, problems in input order). Each sample's seed is d
 from (--seed, id, sample_idx): a sample can be regenerated alone, whatever the batch,
 shard or input order.
 
+With --engine openai, -m is the model's name on the server; the server applies its chat
+template (--system is sent as a system message), or with --api completions the prompt is
+--template's text. Each sample is one request with its own seed.
+
 Examples:
 
 \b
@@ -23,14 +27,12 @@ Examples:
   tf-sample -m M --shard 3/16 problems.jsonl -o shard3.jsonl   # or --shard slurm in an array job
   tf-sample -m M --resume problems.jsonl -o t.jsonl            # finish a killed run
   tf-sample -m models/base --template prompt.txt problems.jsonl  # {problem} in the file
+  tf-sample -m M --dp 8 problems.jsonl -o t.jsonl              # a whole node: 8 engine copies, one queue
   tf-sample --config sample.toml --seed 1 problems.jsonl -o t.jsonl  # options from a file; flags win
   tf-sample --engine openai --base-url http://localhost:8000/v1 -m Qwen/Qwen2.5-Math-7B-Instruct problems.jsonl -o t.jsonl
   tf-sample --engine openai --base-url http://node1:8000/v1 --base-url http://node2:8000/v1 --concurrency 256 -m M ...
   tf-sample --engine openai --base-url https://api.deepseek.com/v1 --api-key-env DEEPSEEK_API_KEY -m deepseek-chat --price-in 0.27 --price-out 1.1 ...
 
-With --engine openai, -m is the model's name on the server; the server applies its chat
-template (--system is sent as a system message), or with --api completions the prompt is
---template's text. Each sample is one request with its own seed.
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -65,6 +67,7 @@ def sample(
     concurrency: Annotated[int, typer.Option("--concurrency", help="openai engine: requests in flight.")] = 64,
     max_retries: Annotated[int, typer.Option("--max-retries", help="openai engine: tries after the first on 429, 5xx, dropped connections and timeouts (exponential backoff with jitter, or the server's Retry-After).")] = 6,
     request_timeout: Annotated[float, typer.Option("--request-timeout", help="openai engine: seconds one request may take.")] = 600.0,
+    dp: Annotated[int, typer.Option("--dp", help="Engine copies in worker processes, each on its own --tp GPUs, pulling chunks from one queue (a whole node: --dp 8, or --tp 4 --dp 2).")] = 1,
     price_in: Annotated[float | None, typer.Option("--price-in", help="Price per million prompt tokens: the cost so far and for the whole input, in the progress and the summary.")] = None,
     price_out: Annotated[float | None, typer.Option("--price-out", help="Price per million completion tokens.")] = None,
     output: common.Output = None,
@@ -88,6 +91,9 @@ def sample(
     if n < 1 or max_tokens < 1 or chunk < 1:
         raise UsageError("-n, --max-tokens and --chunk must be at least 1")
     served = resolve_engine(engine) == "openai"
+    if dp < 1 or (served and dp > 1):
+        raise UsageError("--dp must be at least 1" if dp < 1 else "--dp is for engines in this job; "
+                         "a served teacher takes more requests in flight: --concurrency")
     _check_served(served, base_url, api, template, concurrency, max_retries, request_timeout)
     shard_spec = parse_shard(run.shard)  # a bad --shard is a usage error before the model loads
     paths = common.require_input(inputs)
@@ -96,11 +102,12 @@ def sample(
     out = common.open_output(output, run.resume, "problems already complete", problem_size=n,
                              stdout=None if output else common.protect_stdout())
     writer = out.writer
-    eng = make_engine(EngineConfig(model=model, engine=engine, dtype=dtype, max_model_len=max_model_len,
-                                   tp=tp, gpu_memory_utilization=gpu_memory_utilization,
-                                   batch_size=batch_size, base_urls=tuple(base_url or ()),
-                                   api_key_env=api_key_env, api=api, concurrency=concurrency,
-                                   max_retries=max_retries, request_timeout=request_timeout))
+    ecfg = EngineConfig(model=model, engine=engine, dtype=dtype, max_model_len=max_model_len,
+                        tp=tp, gpu_memory_utilization=gpu_memory_utilization,
+                        batch_size=batch_size, base_urls=tuple(base_url or ()),
+                        api_key_env=api_key_env, api=api, concurrency=concurrency,
+                        max_retries=max_retries, request_timeout=request_timeout)
+    eng = make_engine(ecfg) if dp == 1 else None
     cfg = SampleConfig(
         sampling=SamplingConfig(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
                                 max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed),
@@ -114,12 +121,18 @@ def sample(
     problems = in_shard(reader, shard_spec, run.id_key)
     try:
         with console.Progress("problems", total, enabled=not run.quiet) as bar, common.sigterm_as_interrupt(served):
-            _write_problems(lambda show: sample_problems(problems, eng, cfg, stats, reader.where,
-                                                         skip=out.done_ids, on_chunk=show),
-                            writer, bar, out.n_done, served)
+            if eng is None:  # --dp N: the engines live in the workers
+                from tf_tools.sampling.parallel import sample_parallel
+
+                groups = lambda show: sample_parallel(problems, ecfg, cfg, dp, stats, reader.where,  # noqa: E731
+                                                      skip=out.done_ids, on_chunk=show)
+            else:
+                groups = lambda show: sample_problems(problems, eng, cfg, stats, reader.where,  # noqa: E731
+                                                      skip=out.done_ids, on_chunk=show)
+            _write_problems(groups, writer, bar, out.n_done, served)
     finally:
         writer.close()
-        if served:
+        if served and eng is not None:
             eng.close()  # type: ignore[attr-defined]
     writer.commit()
     common.finish(stats)
