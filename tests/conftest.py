@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -65,3 +67,15 @@ def smollm2() -> Path:
     from tf_tools.models import export_smollm2
 
     return export_smollm2(model_cache() / "smollm2-135m-instruct")
+
+
+def interrupt_when(cmd: list[str], tmp: Path, lines: int, sig: int, timeout: float = 120, **popen) -> subprocess.Popen:
+    """Run ``cmd`` until its output ``tmp`` (a ``-o FILE``'s ``FILE.tmp``) holds ``lines``
+    lines, then send ``sig`` (a kill, a SIGTERM) and wait for it: a job stopped mid-run."""
+    proc = subprocess.Popen(cmd, **popen)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (tmp.exists() and tmp.read_bytes().count(b"\n") >= lines):
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    return proc

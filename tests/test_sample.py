@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import orjson
@@ -21,7 +20,7 @@ from tf_tools.sampling.engines import EngineConfig, Request, SamplingConfig, mak
 from tf_tools.sampling.prompts import FieldMap, PromptBuilder
 from tf_tools.sampling.seeds import sample_seed
 
-from .conftest import ROOT, read_jsonl, tool, write_jsonl
+from .conftest import ROOT, interrupt_when, read_jsonl, tool, write_jsonl
 
 runner = CliRunner()
 
@@ -99,12 +98,7 @@ def test_killed_run_resumes_to_identical_output(tiny_model, tmp_path):
     subprocess.run([tool("tf-sample"), *args, str(src), "-o", str(full)], check=True)
     out = tmp_path / "out.jsonl"
     tmp = tmp_path / "out.jsonl.tmp"
-    proc = subprocess.Popen([tool("tf-sample"), *args, str(src), "-o", str(out)])
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (tmp.exists() and tmp.read_bytes().count(b"\n") >= 6):
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    interrupt_when([tool("tf-sample"), *args, str(src), "-o", str(out)], tmp, 6, signal.SIGKILL)
     # simulate the worst moment: a torn line and a problem with only some of its samples
     lines = tmp.read_bytes().splitlines(keepends=True)
     assert 6 <= len(lines) < 60

@@ -16,7 +16,7 @@ import pytest
 from tf_tools.sampling.engines import EngineConfig, Request, SamplingConfig, make_engine
 from tf_tools.sampling.seeds import sample_seed
 
-from .conftest import read_jsonl, tool, write_jsonl
+from .conftest import interrupt_when, read_jsonl, tool, write_jsonl
 from .openai_stub import OpenAIStub, answer_text
 
 PROBLEMS = [{"id": f"q{i}", "problem": f"What is {i} plus {i}?", "answer": str(2 * i)} for i in range(8)]
@@ -159,14 +159,9 @@ def test_sigterm_stops_cleanly_and_resume_completes_to_identical_output(stub, tm
     for how in (signal.SIGTERM, signal.SIGKILL):
         out = tmp_path / f"out-{how.name}.jsonl"
         tmp = out.with_name(out.name + ".tmp")
-        proc = subprocess.Popen([tool("tf-sample"), *args, str(src), "-o", str(out)], stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (tmp.exists() and tmp.read_bytes().count(b"\n") >= 10):
-            time.sleep(0.01)
-        proc.send_signal(how)
-        _, err = proc.communicate(timeout=30)
+        proc = interrupt_when([tool("tf-sample"), *args, str(src), "-o", str(out)], tmp, 10, how, timeout=60)
         if how == signal.SIGTERM:
-            assert proc.returncode == 130, err.decode()
+            assert proc.returncode == 130
             lines = tmp.read_bytes().splitlines(keepends=True)
             assert 10 <= len(lines) < 80 and len(lines) % 2 == 0  # whole problems only
         subprocess.run([tool("tf-sample"), *args, "--resume", str(src), "-o", str(out)], check=True, timeout=120)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
 from tf_tools.sampling.engines import EngineConfig, Request, SamplingConfig, make_engine
 from tf_tools.sampling.prompts import PromptBuilder
 
-from .conftest import read_jsonl, tool, write_jsonl
+from .conftest import interrupt_when, read_jsonl, tool, write_jsonl
 from .vllm_server import ServerFailed
 from .vllm_server import vllm_server as serve
 
@@ -80,12 +79,7 @@ def test_killed_run_resumes_to_the_uninterrupted_output(vllm_server, tmp_path):
     subprocess.run([tool("tf-sample"), *args, str(src), "-o", str(full)], check=True, timeout=600)
     out = tmp_path / "out.jsonl"
     tmp = tmp_path / "out.jsonl.tmp"
-    proc = subprocess.Popen([tool("tf-sample"), *args, str(src), "-o", str(out)])
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (tmp.exists() and tmp.read_bytes().count(b"\n") >= 6):
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    interrupt_when([tool("tf-sample"), *args, str(src), "-o", str(out)], tmp, 6, signal.SIGKILL, timeout=300)
     assert 6 <= tmp.read_bytes().count(b"\n") < 32
     subprocess.run([tool("tf-sample"), *args, "--resume", str(src), "-o", str(out)], check=True, timeout=600)
     assert out.read_bytes() == full.read_bytes()
