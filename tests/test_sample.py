@@ -279,3 +279,19 @@ def test_dp_worker_errors_name_the_line_and_keep_going_marks_them(tiny_model, tm
     recs = read_jsonl(marked.stdout)
     assert marked.returncode == 3 and [r["id"] for r in recs] == ["a", "b", "c"]
     assert "error" in recs[1]["_tf"] and recs[0]["completion"] is not None
+
+
+@pytest.mark.slow
+def test_dp_two_cpu_vllm_engines_write_what_one_writes(tiny_model, tmp_path):
+    """--dp 2 with the vLLM CPU engine: two engine copies (spawned processes, each its own
+    vLLM), the records of --dp 1 byte for byte."""
+    pytest.importorskip("vllm")
+    problems = [{"id": f"v{i}", "problem": f"What is {i} times 7?"} for i in range(8)]
+    src = write_jsonl(tmp_path / "p.jsonl", problems)
+    args = ["-m", str(tiny_model), "--engine", "vllm", "--max-model-len", "512", "-n", "2", "--max-tokens", "12",
+            "--chunk", "2", "-q"]
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    subprocess.run([tool("tf-sample"), *args, str(src), "-o", str(one)], check=True, timeout=600)
+    subprocess.run([tool("tf-sample"), *args, "--dp", "2", str(src), "-o", str(two)], check=True, timeout=600)
+    assert two.read_bytes() == one.read_bytes()
+    assert len(set(r["completion"] for r in read_jsonl(one.read_bytes()))) > 1
