@@ -52,6 +52,9 @@ def main() -> None:
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--served", action="store_true", help="also the openai engine against a vLLM server")
     ap.add_argument("--concurrency", type=int, default=256, help="openai engine's requests in flight")
+    ap.add_argument("--server-env", action="append", default=[], metavar="K=V",
+                    help="environment of the vLLM server (repeatable), e.g. VLLM_ENABLE_V1_MULTIPROCESSING=0")
+    ap.add_argument("--server-arg", action="append", default=[], help="a vLLM server flag (repeatable)")
     args = ap.parse_args()
 
     from tf_tools.models import export_smollm2
@@ -101,7 +104,8 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         runs = [("vLLM LLM.chat", direct), ("tf-sample vllm", lambda: ours(vllm))]
         if args.served:
-            served = served_engine(stack, model, args.concurrency)
+            served = served_engine(stack, model, args.concurrency,
+                                   dict(kv.split("=", 1) for kv in args.server_env), tuple(args.server_arg))
             runs.append(("tf-sample openai", lambda: ours(served)))
             rates["tf-sample openai"] = []
         for r in range(args.repeat):
@@ -130,7 +134,8 @@ def main() -> None:
         print(f"vllm engine / hf engine: {med['tf-sample vllm'] / med['tf-sample hf']:.2f}x")
 
 
-def served_engine(stack: contextlib.ExitStack, model: str, concurrency: int):  # type: ignore[no-untyped-def]
+def served_engine(stack: contextlib.ExitStack, model: str, concurrency: int,  # type: ignore[no-untyped-def]
+                  env: dict[str, str], server_args: tuple[str, ...]):
     """A vLLM OpenAI server of ``model`` on 127.0.0.1 (stopped when ``stack`` closes) and
     tf-sample's openai engine pointed at it."""
     from tests.vllm_server import vllm_server
@@ -138,7 +143,7 @@ def served_engine(stack: contextlib.ExitStack, model: str, concurrency: int):  #
 
     log = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "server.log"
     t0 = time.perf_counter()
-    url = stack.enter_context(vllm_server(model, log))
+    url = stack.enter_context(vllm_server(model, log, env=env, args=server_args))
     print(f"vLLM server up in {time.perf_counter() - t0:.1f} s at {url}", flush=True)
     engine = make_engine(EngineConfig(model="teacher", engine="openai", base_urls=(url,), concurrency=concurrency))
     stack.callback(engine.close)

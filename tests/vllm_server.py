@@ -29,13 +29,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def vllm_server(model: str, log: Path, name: str = "teacher", start_timeout: float = 300.0) -> Iterator[str]:
-    """Serve ``model`` as ``name``; yields the base URL (``http://127.0.0.1:PORT/v1``)."""
+def vllm_server(model: str, log: Path, name: str = "teacher", start_timeout: float = 300.0,
+                env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Serve ``model`` as ``name``; yields the base URL (``http://127.0.0.1:PORT/v1``).
+    ``env`` and ``args``: more environment and server flags."""
     port = free_port()
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
            "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
-           "--dtype", "float32", "--max-model-len", "2048", "--no-enable-chunked-prefill"]
+           "--dtype", "float32", "--max-model-len", "2048", "--no-enable-chunked-prefill", *args]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
