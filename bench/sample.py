@@ -110,10 +110,12 @@ def main() -> None:
             rates["tf-sample openai"] = []
         for r in range(args.repeat):
             for name, fn in runs:
+                cpu = time.process_time()
                 secs, toks = fn()
+                cpu = time.process_time() - cpu  # this process's CPU: the client's share for the served run
                 rates[name].append(toks / secs)
-                print(f"run {r + 1}: {name:<16} {toks:7d} tokens in {secs:7.1f} s = {toks / secs:7.1f} tok/s",
-                      flush=True)
+                print(f"run {r + 1}: {name:<16} {toks:7d} tokens in {secs:7.1f} s = {toks / secs:7.1f} tok/s "
+                      f"(this process's CPU {cpu:.1f} s)", flush=True)
     if not args.skip_hf:
         hf = make_engine(EngineConfig(model=model, engine="hf", batch_size=64))
         secs, toks = ours(hf)
