@@ -14,13 +14,14 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
+import time
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import fields, replace
 from typing import Any
 
-from tf_tools.errors import TfError
+from tf_tools.errors import TfError, UsageError
 from tf_tools.records import Record
-from tf_tools.sampling.engines import EngineConfig
+from tf_tools.sampling.engines import EngineConfig, make_engine
 from tf_tools.sampling.prompts import normalize_problem
 from tf_tools.sampling.sampler import SampleConfig, SampleStats, sample_problems
 
@@ -38,8 +39,6 @@ def gpu_slices(dp: int, tp: int) -> list[str | None]:
     else:
         return [None] * dp
     if len(devices) < dp * tp:
-        from tf_tools.errors import UsageError
-
         raise UsageError(f"--dp {dp} --tp {tp} needs {dp * tp} GPUs; CUDA_VISIBLE_DEVICES has {len(devices)}")
     return [",".join(devices[r * tp:(r + 1) * tp]) for r in range(dp)]
 
@@ -56,6 +55,7 @@ def sample_parallel(problems: Iterable[Record], ecfg: EngineConfig, cfg: SampleC
     for w in workers:
         w.start()
     chunks = _chunks(problems, cfg, where, skip)
+    t0 = time.perf_counter()
     sent = next_out = 0
     back: dict[int, list[list[Record]]] = {}
     exhausted = False
@@ -73,6 +73,7 @@ def sample_parallel(problems: Iterable[Record], ecfg: EngineConfig, cfg: SampleC
             idx, groups, part = _result(results, workers)
             back[idx] = groups
             _add(stats, part)
+            stats.seconds = time.perf_counter() - t0  # the copies run at once: wall time, not their sum
             while next_out in back:
                 yield from back.pop(next_out)
                 next_out += 1
@@ -131,7 +132,7 @@ def _add(total: SampleStats, part: SampleStats) -> None:
             for k, v in value.items():
                 total.finish[k] = total.finish.get(k, 0) + v
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and f.name not in (
-                "price_in", "price_out", "total_problems"):
+                "seconds", "price_in", "price_out", "total_problems"):
             setattr(total, f.name, getattr(total, f.name) + value)
     total.served = total.served or part.served
 
@@ -165,8 +166,6 @@ def _work(cuda: str | None, ecfg: EngineConfig, cfg: SampleConfig, tasks: Any, r
     """A worker: its engine once, then chunks until told to stop."""
     if cuda is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda
-    from tf_tools.sampling.engines import make_engine
-
     try:
         engine = make_engine(ecfg)
     except Exception as exc:  # noqa: BLE001 - the parent raises it

@@ -22,7 +22,6 @@ import os
 import random
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,18 +32,6 @@ from tf_tools.sampling.engines.base import Completion, EngineConfig, Request, Sa
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 #: the longest single wait between tries, whatever the server's Retry-After says
 MAX_WAIT_S = 60.0
-
-
-@dataclass
-class ServedStats:
-    """What the endpoint did: requests answered, retries, requests failed after the last
-    retry, and tokens by ``usage``."""
-
-    requests: int = 0
-    retries: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 def host_of(url: str) -> str:
@@ -72,7 +59,6 @@ class ServedEngine:
         self.cfg = cfg
         self.model = cfg.model
         self.dtype = None
-        self.stats = ServedStats()
         key = os.environ.get(cfg.api_key_env) or "EMPTY"  # a local vllm serve needs none
         self.endpoints = [host_of(u) for u in cfg.base_urls]
         self._loop = asyncio.new_event_loop()
@@ -121,16 +107,13 @@ class ServedEngine:
             while True:
                 try:
                     out = await self._send(self._clients[idx], r, sp)
-                    self.stats.requests += 1
                     return Completion(*out, retries=retries, endpoint=self.endpoints[idx])
                 except Exception as exc:  # noqa: BLE001 - the SDK's errors, sorted below
                     wait = self._retry_wait(exc, retries)
                     if wait is None or retries >= self.cfg.max_retries:
-                        self.stats.errors += 1
                         return Completion("", "error", 0, retries=retries, endpoint=self.endpoints[idx],
                                           error=_describe(exc, retries))
                     retries += 1
-                    self.stats.retries += 1
                     await asyncio.sleep(wait)
 
     async def _send(self, client: Any, r: Request, sp: SamplingConfig) -> tuple[str, str, int, int | None]:
@@ -151,10 +134,6 @@ class ServedEngine:
         usage = getattr(resp, "usage", None)
         n_prompt = getattr(usage, "prompt_tokens", None)
         n_completion = getattr(usage, "completion_tokens", None)
-        if n_prompt:
-            self.stats.prompt_tokens += n_prompt
-        if n_completion:
-            self.stats.completion_tokens += n_completion
         reason = "length" if choice.finish_reason == "length" else "stop"
         return text, reason, int(n_completion or 0), n_prompt
 
