@@ -18,7 +18,11 @@ HELP = """Fine-tune a causal LM on JSONL records with `messages` (tf-fuse's outp
 data set) and print one manifest record on stdout. The loss covers the assistant messages
 and their end-of-turn token; `segments` let --mask-incorrect / --mask-reflection take parts
 of the assistant message out of the loss. Samples longer than --max-length are reported and
-skipped, never cut. The trained model lands in OUTPUT/final, ready for tf-sample -m.
+skipped, never cut. The trained model lands in OUTPUT/final, ready for tf-sample -m
+(with --lora-r: the adapter, or with --merge the merged model). --eval-file / --eval-share
+add the loss of held-out samples to loss.jsonl; --report-to sends the curves to
+TensorBoard or wandb. Checkpoints come about every 10% of the steps (--save-steps,
+--save-minutes) and on SIGTERM / SIGUSR1.
 
 Runs unchanged under torchrun and `accelerate launch` (DDP, FSDP, DeepSpeed ZeRO-3: see
 examples/accelerate/ and examples/slurm/train.sbatch).
@@ -30,6 +34,8 @@ Examples:
   tf-train -m M train.jsonl -o runs/tf-masked --mask-incorrect --epochs 3 --lr 1e-5
   tf-train -m M train.jsonl -o runs/tf --packing --max-length 4096 --global-batch-size 128
   tf-train -m M train.jsonl -o runs/tf --resume          # continue from the newest checkpoint
+  tf-train -m M train.jsonl -o runs/lora --lora-r 16 --lr 2e-4 --merge   # LoRA, merged into final/
+  tf-train -m M train.jsonl -o runs/tf --eval-share 0.05 --report-to tensorboard
   tf-train --config train.toml train.jsonl -o runs/tf    # options from a file (TOML or YAML; flags win)
   accelerate launch --config_file examples/accelerate/fsdp.yaml -m tf_tools.cli.train \\
       -m M train.jsonl -o runs/tf
@@ -63,9 +69,19 @@ def train(
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Recompute activations in backward: less memory, ~30% slower.")] = False,
     attn_implementation: Annotated[str | None, typer.Option("--attn-implementation", help="sdpa (default), eager, flash_attention_2, ...")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the data order and of torch.")] = 0,
-    save_steps: Annotated[int, typer.Option("--save-steps", help="Checkpoint every N optimizer steps.")] = 500,
+    save_steps: Annotated[int | None, typer.Option("--save-steps", help="Checkpoint every N optimizer steps (default: about every 10% of the run's steps).")] = None,
+    save_minutes: Annotated[float | None, typer.Option("--save-minutes", help="Also checkpoint when this many minutes have passed since the last one.")] = None,
     save_total_limit: Annotated[int, typer.Option("--save-total-limit", help="Keep the newest N checkpoints (0: all).")] = 2,
     save_dtype: Annotated[str, typer.Option("--save-dtype", help="dtype of final/: auto (the student's), float32, bfloat16, float16.")] = "auto",
+    lora_r: Annotated[int, typer.Option("--lora-r", help="Train LoRA adapters of this rank (peft) instead of every weight (0: full fine-tuning).")] = 0,
+    lora_alpha: Annotated[float | None, typer.Option("--lora-alpha", help="LoRA scale numerator (default: 2 x --lora-r).")] = None,
+    lora_dropout: Annotated[float, typer.Option("--lora-dropout")] = 0.05,
+    lora_target: Annotated[str, typer.Option("--lora-target", help="Modules that get adapters: all-linear (the attention and MLP projections) or names, comma-separated (q_proj,v_proj).")] = "all-linear",
+    merge: Annotated[bool, typer.Option("--merge", help="LoRA: final/ holds the merged model (tf-sample loads it) and adapter/ the adapter; without it final/ holds the adapter.")] = False,
+    eval_file: Annotated[str | None, typer.Option("--eval-file", help="Evaluation samples (same format as the input): their loss every --eval-steps and at the end.")] = None,
+    eval_share: Annotated[float, typer.Option("--eval-share", help="Hold out this share of the samples for evaluation (split by a stable hash of the id).")] = 0.0,
+    eval_steps: Annotated[int | None, typer.Option("--eval-steps", help="Evaluate every N steps (default: with every checkpoint).")] = None,
+    report_to: Annotated[str, typer.Option("--report-to", help="Also log to: none, tensorboard (RUN/tracking/), wandb. loss.jsonl is always written.")] = "none",
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in -o from its newest checkpoint (same model, data and settings).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run in -o.")] = False,
     *,
@@ -94,7 +110,10 @@ def train(
         mask_reflection=mask_reflection, precision=precision,
         gradient_checkpointing=gradient_checkpointing,
         attn_implementation=attn_implementation, seed=seed, save_steps=save_steps,
-        save_total_limit=save_total_limit, save_dtype=save_dtype, resume=resume,
+        save_minutes=save_minutes, save_total_limit=save_total_limit, save_dtype=save_dtype,
+        lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_target=lora_target,
+        merge=merge, eval_file=eval_file, eval_share=eval_share, eval_steps=eval_steps,
+        report_to=report_to, resume=resume,
         overwrite=overwrite, keep_going=run.keep_going, quiet=run.quiet,
     )
     cfg.check()

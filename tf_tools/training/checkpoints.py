@@ -6,7 +6,10 @@
       loss.jsonl        one line per optimizer step
       checkpoints/step-00000040/   accelerate's save_state (model, optimizer, scheduler, RNG of
                         every process) + trainer_state.json (data position, counters)
-      final/            the trained model + tokenizer (save_pretrained): tf-sample -m runs/NAME/final
+      final/            the trained model + tokenizer (save_pretrained): tf-sample -m runs/NAME/final;
+                        with --lora-r: the adapter (peft), or with --merge the merged model
+      adapter/          with --lora-r --merge: the adapter (peft's adapter_config.json +
+                        adapter_model.safetensors)
       manifest.json     the manifest record tf-train printed
 
 Checkpoints and the final model are written to ``NAME.tmp`` and renamed when complete, so a
@@ -38,6 +41,7 @@ class RunFolder:
         self.loss_log = self.path / LOSS_LOG
         self.checkpoints = self.path / "checkpoints"
         self.final = self.path / "final"
+        self.adapter = self.path / "adapter"
         self.manifest = self.path / MANIFEST
 
     # ----------------------------------------------------------------- reuse rules
@@ -152,30 +156,58 @@ class RunFolder:
 
     # ----------------------------------------------------------------- final model
 
-    def save_final(self, accelerator: Any, model: Any, tokenizer: Any, dtype: Any) -> Path:
-        """The trained model as a plain Hugging Face folder (weights in ``dtype``)."""
+    def save_final(self, accelerator: Any, model: Any, tokenizer: Any, dtype: Any,
+                   lora_settings: Any = None, merge: bool = False) -> Path:
+        """The trained model as a plain Hugging Face folder (weights in ``dtype``); with LoRA
+        the adapter, and with ``merge`` the merged model in final/ and the adapter beside."""
+        from tf_tools.training import lora
+
         state_dict = accelerator.get_state_dict(model)  # gathers FSDP / ZeRO-3 shards
-        tmp = self.final.with_name("final.tmp")
         if accelerator.is_main_process:
-            if tmp.exists():
-                shutil.rmtree(tmp)
             unwrapped = accelerator.unwrap_model(model)
-            state_dict = {k: v.to(dtype) if v.is_floating_point() else v
-                          for k, v in state_dict.items()}
-            unwrapped.config.use_cache = True
-            unwrapped.save_pretrained(tmp, state_dict=state_dict, save_function=accelerator.save)
-            tokenizer.save_pretrained(tmp)
-            # save_pretrained records the dtype of the (float32) training weights; the files
-            # hold ``dtype``, and loaders with dtype="auto" (vLLM) read it from here
-            config = json.loads((tmp / "config.json").read_text())
-            config["dtype"] = str(dtype).replace("torch.", "")
-            config.pop("torch_dtype", None)
-            _atomic_write(tmp / "config.json", json.dumps(config, indent=2) + "\n")
-            if self.final.exists():
-                shutil.rmtree(self.final)
-            os.replace(tmp, self.final)
+            if lora_settings is not None:
+                adapter_to = self.adapter if merge else self.final
+                self._replace(adapter_to, lambda tmp: self._save_adapter(
+                    unwrapped, state_dict, tokenizer, tmp))
+            if lora_settings is None or merge:
+                if lora_settings is not None:
+                    state_dict = lora.merged_state_dict(state_dict, lora_settings.scaling)
+                    unwrapped = unwrapped.get_base_model()
+                self._replace(self.final, lambda tmp: self._save_model(
+                    accelerator, unwrapped, state_dict, tokenizer, dtype, tmp))
         accelerator.wait_for_everyone()
         return self.final
+
+    @staticmethod
+    def _replace(path: Path, write: Any) -> None:
+        """``write(tmp)`` into ``path.tmp``, then rename over ``path``."""
+        tmp = path.with_name(path.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        write(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+
+    @staticmethod
+    def _save_model(accelerator: Any, model: Any, state_dict: dict[str, Any], tokenizer: Any,
+                    dtype: Any, tmp: Path) -> None:
+        state_dict = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}
+        model.config.use_cache = True
+        model.save_pretrained(tmp, state_dict=state_dict, save_function=accelerator.save)
+        _save_tokenizer(tokenizer, tmp)
+        # save_pretrained records the dtype of the (float32) training weights; the files hold
+        # ``dtype``, and loaders with dtype="auto" (vLLM) read it from here: both names, as
+        # older transformers, vLLM and evaluation harnesses read ``torch_dtype``
+        config = json.loads((tmp / "config.json").read_text())
+        config["dtype"] = config["torch_dtype"] = str(dtype).replace("torch.", "")
+        _atomic_write(tmp / "config.json", json.dumps(config, indent=2) + "\n")
+
+    @staticmethod
+    def _save_adapter(model: Any, state_dict: dict[str, Any], tokenizer: Any, tmp: Path) -> None:
+        """peft's adapter folder (adapter_config.json names the base model) + the tokenizer."""
+        model.save_pretrained(tmp, state_dict=state_dict)
+        _save_tokenizer(tokenizer, tmp)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         _atomic_write(self.manifest, json.dumps(manifest, indent=2) + "\n")
@@ -184,6 +216,20 @@ class RunFolder:
         if not (self.manifest.exists() and self.final.exists()):
             return None
         return json.loads(self.manifest.read_text())
+
+
+def _save_tokenizer(tokenizer: Any, folder: Path) -> None:
+    """The tokenizer, its chat template also inside tokenizer_config.json: transformers 5
+    writes it to chat_template.jinja only, where older transformers, vLLM builds and
+    evaluation harnesses do not look."""
+    tokenizer.save_pretrained(folder)
+    template = getattr(tokenizer, "chat_template", None)
+    config_path = folder / "tokenizer_config.json"
+    if isinstance(template, str) and config_path.exists():
+        config = json.loads(config_path.read_text())
+        if config.get("chat_template") != template:
+            config["chat_template"] = template
+            _atomic_write(config_path, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def _atomic_write(path: Path, text: str) -> None:

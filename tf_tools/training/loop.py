@@ -1,26 +1,25 @@
-"""tf-train's core: ``train(records, cfg)`` as named phases, and the optimizer step.
+"""tf-train's core: ``train(records, cfg)`` as named phases.
 
 The phases: check the model path; start the processes; open the run folder; load the
-tokenizer and tokenise every record (``data.py``); return a finished run's manifest on
-``--resume``, else claim the folder; derive the schedule and prepare accelerator, model,
-optimizer and learning-rate schedule (``setup.py``); restore the newest checkpoint on
-``--resume``; run the optimizer steps; save the final model and write the manifest.
+tokenizer and tokenise every record (``data.py``), holding out the evaluation samples
+(``evaluate.py``); return a finished run's manifest on ``--resume``, else claim the folder;
+derive the schedule and prepare accelerator, model (LoRA-wrapped with ``--lora-r``:
+``lora.py``), optimizer and learning-rate schedule (``setup.py``); restore the newest
+checkpoint on ``--resume``; run the optimizer steps (``step.py``); save the final model (or
+the adapter, or the merged model) and write the manifest.
 
-A step takes a planned global batch (``batches.plan_epoch``: length-grouped, the same plan
-whatever the number of processes), runs this process's micro-batches forward
-(``loss.forward_losses``) and backward, clips, steps AdamW and the cosine schedule. Its
-loss is the mean over every trained token of the global batch, so padding, packing, the
-micro-batch size and the number of processes change how a step is computed, not what it
-computes. Every step appends a line to the loss log and calls the ``on_step`` hook (the CLI
-draws its progress from it); every ``--save-steps`` steps, or when SIGTERM / SIGUSR1 asks
-to stop, a checkpoint is saved (``checkpoints.py``).
+Every step appends a line to the loss log, reports to the trackers (``tracking.py``) and
+calls the ``on_step`` hook (the CLI draws its progress from it); every ``eval_every`` steps
+and at the last one the evaluation loss joins that line; every ``save_every`` steps (about
+a tenth of the run unless --save-steps says), every --save-minutes, or when SIGTERM /
+SIGUSR1 asks to stop, a checkpoint is saved (``checkpoints.py``).
 
 Distribution is accelerate's: the same code runs alone, under ``torchrun`` or under
 ``accelerate launch`` with DDP, FSDP or DeepSpeed ZeRO-3 (examples/accelerate/). We write
 no distributed code beyond what accelerate asks for: ``prepare``, ``accumulate``,
-``backward``, ``save_state`` / ``load_state``, ``reduce`` of two numbers per step.
+``backward``, ``save_state`` / ``load_state``, ``reduce`` of a few numbers per step.
 
-It does not evaluate, does not draw progress (the caller does, through ``on_step``), does
+It does not generate, does not draw progress (the caller does, through ``on_step``), does
 not stream data from disk (the tokenised set is held in memory by every process) and does
 not cut long samples.
 """
@@ -38,10 +37,10 @@ from typing import Any
 
 from tf_tools import __version__, console
 from tf_tools.errors import Interrupted, TfError
-from tf_tools.training import attention, setup
-from tf_tools.training.batches import collate, plan_epoch, rank_share
+from tf_tools.training import attention, lora, setup, tracking
+from tf_tools.training.batches import plan_epoch
 from tf_tools.training.checkpoints import RunFolder
-from tf_tools.training.config import TrainConfig, identity
+from tf_tools.training.config import TrainConfig, eval_every, identity, save_every
 from tf_tools.training.data import (
     LoadStats,
     Sample,
@@ -50,8 +49,10 @@ from tf_tools.training.data import (
     load_samples,
     report_skips,
 )
-from tf_tools.training.loss import forward_losses, supports_logits_to_keep
+from tf_tools.training.evaluate import EvalLoss, load_eval_file, split
+from tf_tools.training.loss import supports_logits_to_keep
 from tf_tools.training.setup import Prepared, Schedule
+from tf_tools.training.step import OptimizerStep, SaveClock
 
 
 @dataclass
@@ -68,11 +69,12 @@ class StepInfo:
     slots: int  # rows x width processed so far (tokens + padding)
     seconds: float  # training time so far (model load and tokenisation not counted)
     total_steps: int = 0  # the run's optimizer steps (for hooks; not in the loss log)
+    eval_loss: float | None = None  # at the steps that evaluate (--eval-steps, the last)
 
     def record(self) -> dict[str, Any]:
-        """The loss log line."""
+        """The loss log line (``eval_loss`` only where the step evaluated)."""
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()
-                if k != "total_steps"}
+                if k != "total_steps" and not (k == "eval_loss" and v is None)}
 
 
 @dataclass
@@ -112,6 +114,7 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     mode = run.status(cfg.resume, cfg.overwrite)
     tokenizer = setup.load_tokenizer(cfg.model)
     samples, stats = _load_samples(records, tokenizer, cfg, where)
+    samples, held_out = _eval_samples(samples, tokenizer, cfg)
     ident = identity(cfg, cfg.model, fingerprint(samples), len(samples))
     finished = _finished_run(run, ident) if mode == "resume" else None
     if finished is not None:
@@ -122,9 +125,12 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     prepared = setup.prepare(cfg, schedule)
     pos = _restore(run, mode, prepared.accelerator, schedule, procs.is_main_process)
     resolved = _resolved(cfg, schedule, prepared, tokenizer)
+    resolved["eval_samples"] = len(held_out)
     _announce(cfg, len(samples), schedule, resolved)
+    tracking.start(prepared.accelerator, cfg, resolved)
+    evaluate = _evaluator(cfg, prepared, held_out, tokenizer) if held_out else None
     last = _run_steps(cfg, schedule, prepared, samples, tokenizer, run, pos, on_step,
-                      procs.process_index)
+                      procs.process_index, evaluate)
     return _finish(cfg, run, prepared, tokenizer, last, pos, stats, len(samples), schedule,
                    resolved, ident["data"])
 
@@ -139,6 +145,34 @@ def _load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: TrainC
     if not samples:
         raise TfError("no training samples" + (" left" if stats.read else " in the input"))
     return samples, stats
+
+
+def _eval_samples(samples: list[Sample], tokenizer: Any,
+                  cfg: TrainConfig) -> tuple[list[Sample], list[Sample]]:
+    """(training samples, evaluation samples): --eval-share holds some out, --eval-file
+    brings its own; neither: no evaluation."""
+    if cfg.eval_share:
+        samples, held = split(samples, cfg.eval_share)
+        if not samples or not held:
+            raise TfError(f"--eval-share {cfg.eval_share} leaves {len(samples)} training and "
+                          f"{len(held)} evaluation samples", hint="change the share, or use --eval-file")
+        return samples, held
+    if cfg.eval_file:
+        held, skipped = load_eval_file(cfg.eval_file, tokenizer, cfg.data(), cfg.keep_going)
+        if skipped:
+            console.warn(f"{skipped} samples of {cfg.eval_file} skipped (too long, empty or bad)")
+        if not held:
+            raise TfError(f"no evaluation samples in {cfg.eval_file}")
+        return samples, held
+    return samples, []
+
+
+def _evaluator(cfg: TrainConfig, prepared: Prepared, held: list[Sample], tokenizer: Any) -> EvalLoss:
+    model = prepared.model
+    keep = supports_logits_to_keep(lora.base_of(prepared.accelerator.unwrap_model(model)))
+    return EvalLoss(held, prepared.accelerator, model, setup.pad_id(tokenizer),
+                    cfg.micro_batch_size, cfg.packing, cfg.pack_length or cfg.max_length,
+                    prepared.step_attn, keep)
 
 
 def _finished_run(run: RunFolder, ident: dict[str, Any]) -> dict[str, Any] | None:
@@ -203,9 +237,12 @@ def _announce(cfg: TrainConfig, n_samples: int, schedule: Schedule,
 
 def _run_steps(cfg: TrainConfig, schedule: Schedule, prepared: Prepared, samples: list[Sample],
                tokenizer: Any, run: RunFolder, pos: _Position,
-               on_step: Callable[[StepInfo], None] | None, rank: int) -> StepInfo | None:
-    """The optimizer steps from ``pos.step`` on; the last one's report (None if none ran)."""
-    step_once = _OptimizerStep(cfg, prepared, samples, setup.pad_id(tokenizer), rank,
+               on_step: Callable[[StepInfo], None] | None, rank: int,
+               evaluate: EvalLoss | None = None) -> StepInfo | None:
+    """The optimizer steps from ``pos.step`` on; the last one's report (None if none ran).
+    The evaluation set's loss every ``eval_every`` steps and at the last; a checkpoint every
+    ``save_every`` steps or ``--save-minutes``."""
+    step_once = OptimizerStep(cfg, prepared, samples, setup.pad_id(tokenizer), rank,
                                schedule.world)
     lengths = [len(s) for s in samples]
 
@@ -217,6 +254,8 @@ def _run_steps(cfg: TrainConfig, schedule: Schedule, prepared: Prepared, samples
     last: StepInfo | None = None
     log = open(run.loss_log, "a", encoding="utf-8") if rank == 0 else None  # noqa: SIM115
     stop = _StopOnSignal(prepared.accelerator)
+    saves, evals = save_every(cfg, schedule.total_steps), eval_every(cfg, schedule.total_steps)
+    clock = SaveClock(prepared.accelerator, cfg.save_minutes)
     try:
         for step in range(pos.step, schedule.total_steps):
             epoch, index = divmod(step, schedule.steps_per_epoch)
@@ -228,12 +267,16 @@ def _run_steps(cfg: TrainConfig, schedule: Schedule, prepared: Prepared, samples
             pos.step = step + 1
             last = StepInfo(pos.step, round(pos.step / schedule.steps_per_epoch, 4), loss, lr,
                             grad_norm, **pos.totals, total_steps=schedule.total_steps)
+            if evaluate is not None and (pos.step % evals == 0 or pos.step == schedule.total_steps):
+                last.eval_loss = evaluate()
+            tracking.log(prepared.accelerator, cfg, tracking.step_values(last), pos.step)
             if log is not None:
                 log.write(json.dumps(last.record()) + "\n")
                 log.flush()
             if on_step is not None:
                 on_step(last)
-            _checkpoint_or_stop(cfg, schedule, prepared, run, pos, stop)
+            _checkpoint_or_stop(cfg, schedule, prepared, run, pos, stop,
+                                pos.step % saves == 0 or clock.due())
     finally:
         stop.restore()
         if log is not None:
@@ -242,12 +285,14 @@ def _run_steps(cfg: TrainConfig, schedule: Schedule, prepared: Prepared, samples
 
 
 def _checkpoint_or_stop(cfg: TrainConfig, schedule: Schedule, prepared: Prepared,
-                        run: RunFolder, pos: _Position, stop: _StopOnSignal) -> None:
-    """A checkpoint every --save-steps steps, or now and a stop when a signal asked for one."""
+                        run: RunFolder, pos: _Position, stop: _StopOnSignal,
+                        save_now: bool = False) -> None:
+    """A checkpoint when the cadence says so (``save_now``), or now and a stop when a signal
+    asked for one."""
     if pos.step >= schedule.total_steps:  # the last step ends in final/, not a checkpoint
         return
     stopping = stop.requested()  # every process, every step: an all-reduce
-    if stopping or pos.step % cfg.save_steps == 0:
+    if stopping or save_now:
         path = run.save_checkpoint(prepared.accelerator, pos.step,
                                    {"step": pos.step, **pos.totals}, cfg.save_total_limit)
     if stopping:
@@ -264,8 +309,12 @@ def _finish(cfg: TrainConfig, run: RunFolder, prepared: Prepared, tokenizer: Any
 
     accelerator, model = prepared.accelerator, prepared.model
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-    attention.use_sdpa(accelerator.unwrap_model(model))  # the saved model names plain sdpa
-    run.save_final(accelerator, model, tokenizer, setup.student_dtype(cfg.model, cfg.save_dtype))
+    attention.use_sdpa(lora.base_of(accelerator.unwrap_model(model)))  # saved: plain sdpa
+    run.save_final(accelerator, model, tokenizer, setup.student_dtype(cfg.model, cfg.save_dtype),
+                   cfg.lora(), cfg.merge)
+    resolved = {**resolved, "trainable_parameters": prepared.trainable_parameters,
+                "parameters": prepared.parameters,
+                "save_every": save_every(cfg, schedule.total_steps)}
     manifest = _manifest(cfg, run, last, pos, stats, n_samples, schedule.total_steps, resolved,
                          data)
     if peak is not None:
@@ -310,54 +359,6 @@ class _StopOnSignal:
         self._old.clear()
 
 
-class _OptimizerStep:
-    """One optimizer step over a planned global batch (this process's micro-batches)."""
-
-    def __init__(self, cfg: TrainConfig, prepared: Prepared, samples: list[Sample], pad_id: int,
-                 rank: int, world: int) -> None:
-        self.cfg, self.samples, self.pad_id = cfg, samples, pad_id
-        self.accelerator, self.model = prepared.accelerator, prepared.model
-        self.optimizer, self.scheduler = prepared.optimizer, prepared.scheduler
-        self.capacity = cfg.pack_length or cfg.max_length
-        self.attn, self.rank, self.world = prepared.step_attn, rank, world
-        self.keep_logits = supports_logits_to_keep(self.accelerator.unwrap_model(self.model))
-
-    def __call__(self, planned: list[list[int]]) -> tuple[float, float, float | None, dict[str, int]]:
-        """(loss, lr, grad norm, {tokens, trained_tokens, slots}) of the step, all processes."""
-        import torch
-
-        acc = self.accelerator
-        batch_samples = [self.samples[i] for micro in planned for i in micro]
-        n_trained = sum(s.n_trained for s in batch_samples)
-        n_tokens = sum(len(s) for s in batch_samples)
-        # every trained token of the global batch weighs the same: backward() divides by the
-        # accumulation steps and DDP/FSDP/DeepSpeed average over processes, so scale back up
-        scale = self.world * acc.gradient_accumulation_steps / n_trained
-        loss_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
-        slots = 0
-        for micro in rank_share(planned, self.rank, self.world):
-            batch = collate([self.samples[i] for i in micro], self.pad_id, self.cfg.packing,
-                            self.capacity, self.attn).to(acc.device)
-            slots += batch.n_slots
-            with acc.accumulate(self.model):
-                losses, _owner = forward_losses(self.model, batch, self.keep_logits)
-                total = losses.sum()
-                acc.backward(total * scale)
-                loss_sum += total.detach().double()
-        grad_norm = None
-        if self.cfg.max_grad_norm > 0:
-            norm = acc.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
-            grad_norm = float(norm) if norm is not None else None
-        lr = float(self.scheduler.get_last_lr()[0])
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        totals = acc.reduce(torch.stack([loss_sum, torch.tensor(float(slots), dtype=torch.float64,
-                                                                device=acc.device)]), "sum")
-        counts = {"tokens": n_tokens, "trained_tokens": n_trained, "slots": int(totals[1])}
-        return float(totals[0]) / n_trained, lr, grad_norm, counts
-
-
 def _manifest(cfg: TrainConfig, run: RunFolder, last: StepInfo | None, pos: _Position,
               stats: LoadStats, n_samples: int, total_steps: int, resolved: dict[str, Any],
               data: str) -> dict[str, Any]:
@@ -374,6 +375,11 @@ def _manifest(cfg: TrainConfig, run: RunFolder, last: StepInfo | None, pos: _Pos
         "tokens_seen": totals["tokens"], "trained_tokens_seen": totals["trained_tokens"],
         "padding_share": round(1 - totals["tokens"] / totals["slots"], 4) if totals["slots"] else 0.0,
         "final_loss": round(last.loss, 6) if last else None,
+        "eval_loss": round(last.eval_loss, 6) if last and last.eval_loss is not None else None,
+        "eval_samples": resolved.get("eval_samples", 0),
+        "trainable_parameters": resolved.get("trainable_parameters"),
+        "parameters": resolved.get("parameters"),
+        "adapter": str(run.adapter) if cfg.lora_r else None,
         "train_seconds": round(seconds, 3),
         "tokens_per_s": round(totals["tokens"] / seconds, 1) if seconds else None,
         "resumed_from": pos.resumed_from, "data_fingerprint": data,

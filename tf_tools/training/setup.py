@@ -10,7 +10,9 @@
 - ``prepare``: the ``Accelerator`` (mixed precision, gradient accumulation from
   ``--global-batch-size``, DeepSpeed's batch settings), then the model (loaded after it:
   ZeRO-3 partitions while loading), its attention for packed rows, AdamW with weight decay
-  on matrices only and the cosine schedule with warmup, through ``accelerator.prepare``.
+  on matrices only and the cosine schedule with warmup, through ``accelerator.prepare``;
+  with ``--lora-r`` the model is wrapped with LoRA adapters first (``lora.py``) and the
+  optimizer holds only their matrices.
 - ``student_dtype``: the dtype ``final/`` is saved in.
 
 It does not read records, run a step or touch the run folder (``loop.py``,
@@ -29,7 +31,7 @@ from typing import Any
 
 from tf_tools import console, models
 from tf_tools.errors import TfError, UsageError
-from tf_tools.training import attention
+from tf_tools.training import attention, lora, tracking
 from tf_tools.training.batches import plan_epoch
 from tf_tools.training.config import TrainConfig
 
@@ -113,6 +115,8 @@ class Prepared:
     scheduler: Any
     attn: str  # the model's attention implementation (sdpa, eager, flash_attention_2, ...)
     varlen: bool  # packed rows run per-sample sdpa (attention.VARLEN)
+    trainable_parameters: int
+    parameters: int
 
     @property
     def distributed_type(self) -> str:
@@ -134,8 +138,15 @@ def prepare(cfg: TrainConfig, schedule: Schedule) -> Prepared:
     attn = getattr(model.config, "_attn_implementation", None) or "sdpa"
     # packed rows under sdpa: attention per sample (no 4D mask over the row, no padding)
     varlen = cfg.packing and attn == "sdpa" and attention.use_varlen(model)
+    settings = cfg.lora()
+    if settings is not None:  # after the attention switch: it acts on the transformers model
+        model = lora.apply(model, settings)
+    trainable, total = lora.parameter_counts(model)
     optimizer = _optimizer(model, cfg)
     scheduler = get_cosine_schedule_with_warmup(optimizer, schedule.warmup, schedule.total_steps)
+    # model and optimizer prepared together, as accelerate documents for FSDP2: it shards the
+    # model and then switches the optimizer's parameters to the sharded ones in place (so
+    # the scheduler, built on the same optimizer object, follows)
     model, optimizer = accelerator.prepare(model, optimizer)
     if accelerator.gradient_accumulation_steps != schedule.accum:
         raise UsageError(f"the accelerate/DeepSpeed config sets gradient_accumulation_steps="
@@ -144,7 +155,7 @@ def prepare(cfg: TrainConfig, schedule: Schedule) -> Prepared:
                          hint="remove gradient_accumulation_steps from the config (or set it to auto)")
     accelerator.register_for_checkpointing(scheduler)
     model.train()
-    return Prepared(accelerator, model, optimizer, scheduler, attn, varlen)
+    return Prepared(accelerator, model, optimizer, scheduler, attn, varlen, trainable, total)
 
 
 def _accelerator(cfg: TrainConfig, accum: int) -> Any:
@@ -155,7 +166,8 @@ def _accelerator(cfg: TrainConfig, accum: int) -> Any:
     # argument) keeps ACCELERATE_GRADIENT_ACCUMULATION_STEPS from overriding them
     accelerator = Accelerator(cpu=_several_cpu_processes(), mixed_precision=_precision(cfg.precision),
                               gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=accum),
-                              step_scheduler_with_optimizer=False)
+                              step_scheduler_with_optimizer=False,
+                              **tracking.accelerator_kwargs(cfg))
     kind = str(accelerator.distributed_type).split(".")[-1]
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and kind != "FSDP":
         # accelerate (1.15) shards with FSDP on accelerators only; on CPUs it runs DDP
