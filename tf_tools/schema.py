@@ -106,8 +106,10 @@ def failed_line(text: str, step: str, message: str, file: str, line: int) -> Rec
 
 
 def is_failed(rec: Record) -> bool:
+    # a null error is none: a row read back from Parquet, whose one schema gives every row
+    # the keys any row has, carries _tf.error = null when another row failed
     tf = rec.get(TF_KEY)
-    return isinstance(tf, dict) and "error" in tf
+    return isinstance(tf, dict) and tf.get("error") is not None
 
 
 def failed_by(rec: Record, step: str) -> bool:

@@ -296,11 +296,20 @@ def protect_stdout() -> Any:
 
 
 def count_lines(paths: list[str]) -> int | None:
-    """Total lines of regular input files (for an ETA); None for stdin or pipes."""
+    """Total lines of regular input files (for an ETA), rows of Parquet files; None for
+    stdin, pipes and compressed files (counting would decompress them twice)."""
+    from tf_tools.records import formats
+
     total = 0
     for p in paths:
-        if p == "-" or not os.path.isfile(p):
+        if p == "-" or not os.path.isfile(p) or formats.codec_of(p):
             return None
+        if formats.is_parquet(p):
+            rows = formats.parquet_rows_count(p)
+            if rows is None:
+                return None
+            total += rows
+            continue
         with open(p, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 total += chunk.count(b"\n")

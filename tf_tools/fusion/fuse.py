@@ -15,7 +15,9 @@ For each problem summary (tf-cluster's output, DESIGN §3) in input order:
 Randomness comes from ``random.Random(f"{seed}:{id}")`` per problem (seeded by a string,
 which Python hashes with SHA-512, not ``hash()``), so a problem's samples depend only on the
 seed, its id and its record: not on the other problems, the order or a shard.
-Every field of the problem summary except the trajectory lists is carried into its samples.
+Every field of the problem summary except the trajectory lists is carried into its samples;
+the gold ``answer`` as text (``answer_text``: 12 -> "12"), so that every sample's answer has
+one type for Arrow (``datasets``, Parquet).
 """
 
 from __future__ import annotations
@@ -277,6 +279,8 @@ class Fuser:
                        "messages": messages, "segments": segments}
         for key, value in carried.items():
             out.setdefault(key, value)
+        if "answer" in out:
+            out["answer"] = answer_text(out["answer"])
         prov = dict(tf) if isinstance(tf, dict) else {}
         prov["fuse"] = {
             "version": __version__, "policy": self.cfg.policy, "parameters": self.params,
@@ -285,6 +289,21 @@ class Fuser:
         }
         out[TF_KEY] = prov
         return out
+
+
+def answer_text(value: Any) -> str | None:
+    """The gold answer as text, so that the ``answer`` of every sample has one type (a data
+    set that mixes 12 and "1/2" would not load in ``datasets``, or would come back with "12"
+    turned into 12): a string as it is, null as null, anything else as its JSON text
+    (12 -> "12", 0.5 -> "0.5", ["2", "3"] -> '["2","3"]')."""
+    if value is None or isinstance(value, str):
+        return value
+    import orjson
+
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return str(value)
 
 
 def _check(rec: Record, cfg: FuseConfig) -> tuple[str, str] | None:

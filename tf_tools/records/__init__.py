@@ -5,9 +5,12 @@ contract so each command spells it the same way:
 
 - ``JsonlReader`` reads files or stdin lazily (orjson), names file and line for a bad line,
   and under ``keep_going`` passes a bad line on as a *failed record* instead of stopping.
+  By the file name it also reads compressed JSONL (``.gz``, ``.zst``, ``.bz2``, ``.xz``;
+  stdin by its first bytes: gzip, zstd) and Parquet (``row N of FILE``): ``formats.py``.
 - ``JsonlWriter`` writes to stdout or atomically to ``FILE`` through ``FILE.tmp`` (renamed on
-  success), one whole line per write so a killed job leaves only whole lines; with
-  ``resume`` it keeps the complete lines of an earlier run and reports which keys are done.
+  success), one whole line per write so a killed job leaves only whole lines (``.gz`` and
+  ``.zst`` names: one compressed member per write, so whole members); with ``resume`` it
+  keeps the complete lines of an earlier run and reports which keys are done.
 - ``parse_shard`` / ``shard_of`` / ``in_shard`` (``shards.py``) split records by a stable
   hash of the id, only when asked (``--shard I/N`` or ``--shard slurm``; never implicitly
   inside an array job).
@@ -28,6 +31,7 @@ from typing import IO, Any
 import orjson
 
 from tf_tools.errors import InputError, UsageError
+from tf_tools.records import formats
 from tf_tools.records.shards import content_id, in_shard, parse_shard, shard_of
 from tf_tools.schema import Record, failed_line, is_failed
 
@@ -35,10 +39,12 @@ from tf_tools.schema import Record, failed_line, is_failed
 
 
 class JsonlReader:
-    """Iterate the records of several JSONL files (``-`` or none = stdin), lazily.
+    """Iterate the records of several JSONL files (``-`` or none = stdin), lazily; a
+    ``.gz``/``.zst``/``.bz2``/``.xz`` file is decompressed, a ``.parquet`` file read by rows.
 
     ``where()`` names the line of the record yielded last, so a core function that rejects
-    a record at the moment it pulls it can be reported as ``line 17 of runs/s.jsonl``.
+    a record at the moment it pulls it can be reported as ``line 17 of runs/s.jsonl``
+    (``row 17 of data.parquet``).
     """
 
     def __init__(
@@ -57,12 +63,13 @@ class JsonlReader:
         self._stdin = stdin
         self._name = ""
         self._line = 0
+        self._unit = "line"  # a Parquet file has rows
 
     def where(self) -> str:
-        return f"line {self._line} of {self._name}"
+        return f"{self._unit} {self._line} of {self._name}"
 
     def location(self) -> dict[str, Any]:
-        return {"file": self._name, "line": self._line}
+        return {"file": self._name, self._unit: self._line}
 
     def _open(self, path: str) -> tuple[str, IO[bytes]]:
         if path == "-":
@@ -77,16 +84,27 @@ class JsonlReader:
 
     def __iter__(self) -> Iterator[Record]:
         for path in self.paths:
+            if path != "-" and formats.is_parquet(path):
+                self._name, self._unit = path, "row"
+                yield from self._rows(path)
+                continue
             name, stream = self._open(path)
-            self._name = name
+            self._name, self._unit = name, "line"
             try:
-                yield from self._read(name, stream)
+                codec = formats.sniff(stream) if path == "-" else formats.codec_of(path)
+                lines = stream if codec is None else formats.compressed_lines(stream, codec, name)
+                yield from self._read(name, lines)
             finally:
                 if path != "-":
                     stream.close()
 
-    def _read(self, name: str, stream: IO[bytes]) -> Iterator[Record]:
-        for lineno, raw in enumerate(stream, start=1):
+    def _rows(self, path: str) -> Iterator[Record]:
+        for self._line, rec in enumerate(formats.parquet_rows(path), start=1):
+            self.n_read += 1
+            yield rec
+
+    def _read(self, name: str, lines: Iterable[bytes]) -> Iterator[Record]:
+        for lineno, raw in enumerate(lines, start=1):
             self._line = lineno
             if not raw.strip():
                 continue
@@ -181,6 +199,12 @@ class JsonlWriter:
     With ``resume=True`` the complete lines of an earlier run (``path.tmp`` of a killed
     run, else ``path`` of a finished one) are kept, a torn last line is cut off, and
     ``done`` counts the keys (``key(record)``) already written.
+
+    A ``path`` ending in ``.gz`` or ``.zst`` is written compressed, each write as one
+    member (a gzip member, a zstd frame: the file is their concatenation, which gzip, zstd
+    and every library that reads them read as one stream), so a killed job leaves whole
+    members and at most one cut short; ``resume`` keeps the lines that decode whole, cuts
+    the file where its last whole member ends and writes the lines after it again.
     """
 
     def __init__(
@@ -203,35 +227,46 @@ class JsonlWriter:
             self._is_stdout = True
             return
         self._is_stdout = False
+        self.codec, self._encode = formats.output_codec(self.path)
         self.tmp = self.path + ".tmp"
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
         if resume:
-            self._recover(key or (lambda r: r.get("id")), group_complete)
+            tail = self._recover(key or (lambda r: r.get("id")), group_complete)
             self._out = open(self.tmp, "ab", buffering=0)  # noqa: SIM115
+            if tail:
+                self._write(self._encode(tail))
         else:
             self._out = open(self.tmp, "wb", buffering=0)  # noqa: SIM115
 
     def _recover(self, key: Callable[[Record], Hashable],
-                 group_complete: Callable[[list[Record]], bool] | None) -> None:
+                 group_complete: Callable[[list[Record]], bool] | None) -> bytes:
+        """Keep the whole records of an earlier run; returns the lines to write again
+        after the file was cut at the end of its last whole member (compressed output)."""
         if not os.path.exists(self.tmp) and os.path.exists(self.path):  # type: ignore[arg-type]
             os.replace(self.path, self.tmp)  # type: ignore[arg-type]
         if not os.path.exists(self.tmp):
-            return
-        good = 0
-        starts: list[int] = []  # byte offset of each kept record
-        with open(self.tmp, "rb") as f:
-            for raw in f:
-                if not raw.endswith(b"\n"):
-                    break  # torn last line of a killed run
-                try:
-                    rec = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    break
-                if isinstance(rec, dict):
-                    starts.append(good)
-                    self.kept.append(rec)
-                good += len(raw)
+            return b""
+        good = 0  # whole JSON lines so far
+        starts: list[int] = []  # the line of each kept record
+        cuts: list[tuple[int, int]] = [(0, 0)]  # (lines before, byte offset) the file may be cut at
+        raws: list[bytes] = []  # compressed: the lines, to write again after a cut
+        for item in formats.read_back(self.tmp, self.codec):
+            if isinstance(item, int):
+                cuts.append((good, item))
+                continue
+            if not item.endswith(b"\n"):
+                break  # torn last line of a killed run
+            try:
+                rec = orjson.loads(item)
+            except orjson.JSONDecodeError:
+                break
+            if isinstance(rec, dict):
+                starts.append(good)
+                self.kept.append(rec)
+            if self.codec is not None:
+                raws.append(item)
+            good += 1
         if group_complete is not None and self.kept:
             # records of one id are written together: only the last group can be cut short
             last_id = self.kept[-1].get("id")
@@ -244,8 +279,10 @@ class JsonlWriter:
         for rec in self.kept:
             if not is_failed(rec):
                 self.done[key(rec)] += 1
+        before, offset = max(c for c in cuts if c[0] <= good)
         with open(self.tmp, "r+b") as f:
-            f.truncate(good)
+            f.truncate(offset)
+        return b"".join(raws[before:good])
 
     def write(self, rec: Record) -> None:
         self.write_bytes(dumps(rec), 1)
@@ -261,13 +298,16 @@ class JsonlWriter:
                 self._out.write(data)
                 self._out.flush()
             else:
-                view = memoryview(data)
-                while view:
-                    written = self._out.write(view)
-                    view = view[written:]  # type: ignore[index]
+                self._write(self._encode(data))
         except BrokenPipeError:
             raise PipeClosed from None
         self.n_written += n_records
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = self._out.write(view)
+            view = view[written:]  # type: ignore[index]
 
     def commit(self) -> None:
         """Finish: rename ``path.tmp`` to ``path`` (stdout: flush)."""
