@@ -489,6 +489,32 @@ def test_loss_chart_tells_two_runs_apart(tmp_path):
     plt.close(fig)
 
 
+def test_eval_loss_joins_the_summary_the_table_and_the_chart(tmp_path):
+    pytest.importorskip("matplotlib")
+    from tf_tools.stats.plots import _loss, _pyplot
+    from tf_tools.stats.report import run_labels
+    from tf_tools.stats.training import LossStats
+
+    run = write_run(tmp_path / "runs" / "model.tf", [2.0, 1.5, 1.4, 1.2])
+    lines = list(read_jsonl_file(str(run / "loss.jsonl")))
+    lines[1]["eval_loss"], lines[3]["eval_loss"] = 1.8, 1.6  # as tf-train --eval-steps 2 logs
+    write_jsonl(run / "loss.jsonl", lines)
+    res = invoke([str(run), "--json"])
+    summary = orjson.loads(res.stdout)["loss"]["runs"]["model.tf"]
+    assert summary["eval_curve"] == [[2, 1.8], [4, 1.6]] and summary["final_eval_loss"] == 1.6
+    assert "1.6000" in invoke([str(run)]).stdout  # the table's eval column
+    acc = LossStats()
+    for i, rec in enumerate(lines):
+        acc.add(rec, i, None)
+    plt = _pyplot()
+    fig = _loss(plt, {str(run): acc}, run_labels([str(run)]))
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert any(label.startswith("model.tf eval") for label in labels)
+    assert ax.get_title().startswith("Training and evaluation loss")
+    plt.close(fig)
+
+
 # --------------------------------------------------------------------------- the command
 
 

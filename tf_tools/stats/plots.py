@@ -273,12 +273,25 @@ def _loss(plt: Any, runs: dict[str, Any], labels: dict[str, str]) -> Any:
                   for j in range(len(acc.losses))]
         ax.plot(acc.steps, smooth, lw=2.2, ms=6, markevery=max(1, len(smooth) // 12),
                 label=f"{name} (mean of {window} steps; {final})", **style)
+    for i, (path, acc) in enumerate(runs.items()):
+        _eval_curve(ax, acc, i, labels[path])
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (mean per trained token)")
+    ax.set_ylabel("loss (mean per trained token)")
     steps = max((len(a.losses) for a in runs.values()), default=0)
     names = [labels[p] for p in runs]
     what = " vs ".join(names) if len(names) <= 3 else f"{len(names)} runs"
-    ax.set_title(f"Training loss — {what}, up to {steps:,} steps", fontsize=11)
+    evaluated = any(a.eval for a in runs.values())
+    ax.set_title(f"{'Training and evaluation' if evaluated else 'Training'} loss — {what}, "
+                 f"up to {steps:,} steps", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, handlelength=3.5)
     return fig
+
+
+def _eval_curve(ax: Any, acc: Any, i: int, name: str) -> None:
+    """A run's evaluation loss (tf-train --eval-*): its colour, dotted, square markers."""
+    if not getattr(acc, "eval", None):
+        return
+    steps, values = zip(*acc.eval, strict=True)
+    ax.plot(steps, values, color=f"C{i}", ls=":", lw=1.8, marker="s", ms=5,
+            label=f"{name} eval (final {values[-1]:.3f})")

@@ -277,16 +277,18 @@ def _samples(sec: dict[str, Any]) -> list[Table]:
 
 
 def _loss(runs: dict[str, dict[str, Any]]) -> Table:
+    evaluated = any(s.get("final_eval_loss") is not None for s in runs.values())
     t = Table("training runs (loss per optimizer step)",
               ["run", "steps", "first loss", "final loss", "min loss (step)", "last 10% mean",
-               "tokens", "seconds", "tok/s"])
+               *(["eval loss"] if evaluated else []), "tokens", "seconds", "tok/s"])
     for name, s in runs.items():
         if not s["steps"]:
-            t.rows.append([name, "0", *["-"] * 7])
+            t.rows.append([name, "0", *["-"] * (len(t.columns) - 2)])
             continue
         t.rows.append([name, f"{s['steps']:,}", num(s["first_loss"], 4), num(s["final_loss"], 4),
                        f"{num(s['min_loss'], 4)} ({s['min_loss_step']})",
                        num(s["last_10pct_mean_loss"], 4),
+                       *([num(s.get("final_eval_loss"), 4)] if evaluated else []),
                        f"{s['tokens']:,}" if isinstance(s["tokens"], int) else "-",
                        num(s["seconds"], 1), num(s["tokens_per_s"], 0)])
     return t

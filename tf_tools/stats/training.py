@@ -124,6 +124,7 @@ class LossStats:
     def __init__(self) -> None:
         self.steps: list[int] = []
         self.losses: list[float] = []
+        self.eval: list[list[float]] = []  # [step, eval_loss] where the run evaluated
         self.last: dict[str, Any] = {}
 
     def add(self, rec: dict[str, Any], pos: int, where: str | None) -> None:
@@ -132,6 +133,9 @@ class LossStats:
             raise InputError("loss log line needs an integer 'step' and a number 'loss'", where)
         self.steps.append(step)
         self.losses.append(float(loss))
+        ev = _number(rec.get("eval_loss"))
+        if ev is not None:
+            self.eval.append([step, ev])
         self.last = rec
 
     def summary(self) -> dict[str, Any]:
@@ -162,6 +166,8 @@ class LossStats:
             "seconds": seconds,
             "tokens_per_s": tokens / seconds if tokens is not None and seconds else None,
             "curve": curve,
+            "final_eval_loss": self.eval[-1][1] if self.eval else None,
+            "eval_curve": self.eval,
         }
 
 
