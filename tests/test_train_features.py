@@ -97,6 +97,10 @@ def test_lora_without_merge_leaves_the_adapter_in_final_and_resume_continues_the
     assert run_cli("-m", tiny_model, data, "-o", whole, *args).exit_code == 0
     assert (whole / "final" / "adapter_config.json").exists()
     assert not (whole / "final" / "config.json").exists() and not (whole / "adapter").exists()
+    from tf_tools.cli.sample import app as sample_app
+
+    res = runner.invoke(sample_app, ["-m", str(whole / "final"), str(data), "--engine", "hf"])
+    assert res.exit_code == 1 and "LoRA adapter" in res.output and "--merge" in res.output
 
     # a crash after the step-4 checkpoint: the copy loses final/, its manifest and the
     # later checkpoint; --resume goes on from step 4

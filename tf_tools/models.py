@@ -44,6 +44,11 @@ def check_model_path(model: str) -> None:
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").exists():
+            if (path / "adapter_config.json").exists():
+                raise TfError(f"{model} holds a LoRA adapter, not a whole model",
+                              hint="train with --merge (final/ then holds the merged model), or "
+                                   "merge it with peft: PeftModel.from_pretrained(base, "
+                                   "adapter).merge_and_unload().save_pretrained(out)")
             raise TfError(f"{model} is not a model folder (no config.json)")
         return
     if looks_local or model.count("/") != 1:
