@@ -309,7 +309,7 @@ def answer_text(value: Any) -> str | None:
 def _check(rec: Record, cfg: FuseConfig) -> tuple[str, str] | None:
     for key in ("clusters", "correct"):
         if not isinstance(rec.get(key), list):
-            what = "has no" if key not in rec else "has a non-list"
+            what = "has no" if rec.get(key) is None else "has a non-list"
             return (f"record {what} {key!r} field: tf-fuse reads problem summaries", CLUSTER_HINT)
     if cfg.problem_key not in rec:
         return (f"record has no {cfg.problem_key!r} field (the problem text)",
