@@ -1,8 +1,9 @@
 """Benchmark: useful (non-padding) tokens per second of tf-train, with and without --packing,
-against a plain transformers Trainer with a padding collator, on the same fused samples.
+against a plain transformers Trainer with a padding collator and TRL's SFTTrainer with its
+own packing, on the same fused samples.
 
     python bench/train.py [--models tiny,smollm2] [--tiny-samples 96] [--smollm2-samples 24]
-                          [--smollm2-max-length 1024] [--smollm2-rounds 3]
+                          [--smollm2-max-length 1024] [--smollm2-rounds 3] [--runs trainer,tf,...]
 
 The samples are real TrajFusion training data: the bundled teacher trajectories
 (examples/data: GSM8K with GPT-3 solutions, MATH with Qwen2.5-Math solutions) through
@@ -20,7 +21,17 @@ against the baseline measured next to it), the last line the ratio of every roun
 - tf-train (length-grouped padded micro-batches), and tf-train --packing (each micro-batch
   one unpadded row, attention per sample: tf_tools/training/attention.py); for the tiny
   model also both without length grouping (random order, as the baseline), which shows what
-  packing alone removes.
+  packing alone removes;
+- TRL's SFTTrainer (bench/train_trl.py) on the conversational ``messages``, with its own
+  tokenisation, assistant-only loss mask and packing: ``padding_free`` (the micro-batches
+  of the baseline, each flattened into one row) and ``packing bfd`` (best-fit-decreasing
+  rows of at most max-length tokens, as many optimizer steps). Skipped, with a message,
+  when trl or datasets is not importable.
+
+Below each table: the loss over the epoch's trained tokens and of the last step, and the
+trained tokens, of every run (the same samples and loss mask give the same epoch loss
+whatever the order, to the few-step drift); whether TRL's token ids and loss mask equal
+tf-train's; tf-train against each TRL run (per-round speed ratios, loss difference).
 
 Useful tokens/s = non-padding tokens / training-loop seconds (model loading and tokenisation
 left out on both sides: the Trainer's ``train_runtime``, tf-train's ``train_seconds``); then
@@ -47,6 +58,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SOURCES = ["examples/data/gsm8k_gpt3_50x4.jsonl", "examples/data/qwen25math_math_25x8.jsonl"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+RUNS = {  # --runs key: (label, how): None the baseline Trainer, {"bfd": ...} TRL, else tf-train flags
+    "trainer": ("baseline Trainer", None),
+    "tf": ("tf-train", {}),
+    "tf-packing": ("tf-train --packing", {"packing": True}),
+    "trl": ("TRL SFT padding_free", {"bfd": False}),
+    "trl-bfd": ("TRL SFT packing bfd", {"bfd": True}),
+    # what packing alone does to random (not length-grouped) batches; tiny model only
+    "tf-random": ("tf-train, random order", {"group_by_length": False}),
+    "tf-random-packing": ("  + --packing", {"group_by_length": False, "packing": True}),
+}
 
 
 def fused_samples(out: Path) -> Path:
@@ -120,11 +141,13 @@ def run_trainer(model_path: str, records: list[dict], max_length: int, gb: int, 
                      "labels": [t if m else -100 for t, m in zip(ids, s.trained.tolist(), strict=True)]})
     pad = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
     seen = {"tokens": 0, "slots": 0}
+    micro_trained: list[int] = []
 
     def collate(features):
         batch = pad(features)
         seen["tokens"] += int(batch["attention_mask"].sum())
         seen["slots"] += batch["input_ids"].numel()
+        micro_trained.append(int((batch["labels"][:, 1:] != -100).sum()))
         return batch
 
     clock = Clock()
@@ -139,7 +162,7 @@ def run_trainer(model_path: str, records: list[dict], max_length: int, gb: int, 
         gradient_accumulation_steps=gb // args.micro_batch, num_train_epochs=1,
         learning_rate=args.lr, lr_scheduler_type="cosine", max_grad_norm=1.0,
         warmup_steps=math.ceil(0.03 * math.ceil(len(rows) / gb)),
-        weight_decay=0.0, save_strategy="no", report_to=[], logging_steps=10_000, seed=0,
+        weight_decay=0.0, save_strategy="no", report_to=[], logging_steps=1, seed=0,
         use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
     )
@@ -149,9 +172,21 @@ def run_trainer(model_path: str, records: list[dict], max_length: int, gb: int, 
         metrics = trainer.train().metrics
     AcceleratorState._reset_state(True)
     wall, cpu = clock.steady()
+    accum = gb // args.micro_batch
     return {"tokens": seen["tokens"], "padding": 1 - seen["tokens"] / seen["slots"],
             "seconds": metrics["train_runtime"], "steady": wall, "cpu": cpu, "steps": len(clock.marks),
-            "loss": metrics.get("train_loss")}
+            "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h],
+            "trained": [sum(micro_trained[i:i + accum]) for i in range(0, len(micro_trained), accum)]}
+
+
+def run_trl(model_path: str, records: list[dict], max_length: int, gb: int, args, bfd: bool) -> dict:
+    """TRL's SFTTrainer with its own tokenisation, loss mask and packing (bench/train_trl.py)."""
+    from train_trl import run_trl as trl_run
+
+    clock = Clock()
+    out = trl_run(model_path, records, max_length, gb, args, bfd, clock)
+    wall, cpu = clock.steady()
+    return {**out, "steady": wall, "cpu": cpu}
 
 
 def run_tf_train(model_path: str, records: list[dict], run: Path, max_length: int, gb: int,
@@ -163,10 +198,18 @@ def run_tf_train(model_path: str, records: list[dict], run: Path, max_length: in
                       global_batch_size=gb, micro_batch_size=args.micro_batch, lr=args.lr,
                       max_length=max_length, quiet=True, **flags)
     clock = Clock()
-    m = train(iter(records), cfg, on_step=lambda info: clock.mark(info.tokens))
+    steps: list = []
+
+    def on_step(info) -> None:  # noqa: ANN001
+        clock.mark(info.tokens)
+        steps.append(info)
+
+    m = train(iter(records), cfg, on_step=on_step)
     wall, cpu = clock.steady()
+    trained = [b.trained_tokens - a for a, b in zip([0] + [i.trained_tokens for i in steps], steps, strict=False)]
     return {"tokens": m["tokens_seen"], "padding": m["padding_share"], "seconds": m["train_seconds"],
-            "steady": wall, "cpu": cpu, "steps": m["steps"], "loss": m["final_loss"]}
+            "steady": wall, "cpu": cpu, "steps": m["steps"], "losses": [i.loss for i in steps],
+            "trained": trained}
 
 
 def _median(xs: list[float]) -> float:
@@ -209,6 +252,42 @@ def report(name: str, tries: dict[str, list[dict]], meta: dict) -> list[str]:
     lines.append("loop seconds of every round: " + "; ".join(
         f"{label.strip()} " + " ".join(f"{r['seconds']:.1f}" for r in runs)
         for label, runs in tries.items()))
+    return lines + versus(tries)
+
+
+def epoch_loss(r: dict) -> float:
+    """The loss over every trained token of the epoch: the step losses (each a mean over the
+    step's trained tokens) weighted by those tokens."""
+    return sum(loss * n for loss, n in zip(r["losses"], r["trained"], strict=True)) / sum(r["trained"])
+
+
+def versus(tries: dict[str, list[dict]]) -> list[str]:
+    """The loss and trained tokens of every run; tf-train against TRL's SFTTrainer: the
+    median of the per-round speed ratios (whole loop, steps 2+, CPU), the loss difference."""
+    lines = ["loss over the epoch's trained tokens / of the last step, trained tokens, steps:"]
+    for label, runs in tries.items():
+        r = runs[0]
+        lines.append(f"  {label.strip():<24}{_median([epoch_loss(x) for x in runs]):.4f} / "
+                     f"{_median([x['losses'][-1] for x in runs]):.4f}  {sum(r['trained'])} "
+                     f"trained tokens in {len(r['losses'])} steps")
+    checks = [r["check"] for runs in tries.values() for r in runs if r.get("check")]
+    if checks:
+        c = checks[0]
+        lines.append(f"TRL's tokenisation against tf-train's: the same token ids and loss mask in "
+                     f"{c['same']}/{c['n']} samples; trained tokens TRL {c['trl']}, tf-train {c['tf']}")
+    trl = [label for label in tries if label.startswith("TRL")]
+    ours = [label for label in ("tf-train --packing", "tf-train") if label in tries]
+    for a in ours:
+        for b in trl:
+            pairs = list(zip(tries[a], tries[b], strict=True))
+            speed = [x["tokens"] / x["seconds"] / (y["tokens"] / y["seconds"]) for x, y in pairs]
+            line = f"{a} / {b}: {_median(speed):.2f}x whole loop"
+            if all(x["steady"] and y["steady"] for x, y in pairs):
+                line += (f", {_median([x['steady'] / y['steady'] for x, y in pairs]):.2f}x steps 2+, "
+                         f"{_median([x['cpu'] / y['cpu'] for x, y in pairs]):.2f}x per CPU second")
+            diff = _median([epoch_loss(x) - epoch_loss(y) for x, y in pairs])
+            lines.append(f"{line} (rounds {' '.join(f'{v:.2f}' for v in speed)}); "
+                         f"loss difference {diff:+.4f}")
     return lines
 
 
@@ -229,8 +308,22 @@ def main() -> None:
                          "multi-threaded timings measure waiting, not work)")
     ap.add_argument("--tiny-rounds", type=int, default=3)
     ap.add_argument("--smollm2-rounds", type=int, default=3)
+    ap.add_argument("--runs", default=",".join(RUNS),
+                    help="which runs, comma-separated (the baseline Trainer always runs: the "
+                         "table's ratios are against it); tf-random* only for the tiny model")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "train")
     args = ap.parse_args()
+    wanted = set(args.runs.split(",")) | {"trainer"}
+    if wanted - set(RUNS):
+        ap.error(f"unknown --runs {', '.join(sorted(wanted - set(RUNS)))}; known: {', '.join(RUNS)}")
+    trl_missing = None
+    if wanted & {"trl", "trl-bfd"}:
+        from train_trl import missing
+
+        trl_missing = missing()
+        if trl_missing:
+            print(f"bench: skipping the TRL SFTTrainer runs: {trl_missing}", file=sys.stderr)
+            wanted -= {"trl", "trl-bfd"}
     os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     args.out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
@@ -258,11 +351,8 @@ def main() -> None:
             gb = args.smollm2_global_batch
         chosen = pick(records, AutoTokenizer.from_pretrained(path), max_length, limit)
         meta = {"n": len(chosen), "max_length": max_length, "gb": gb}
-        runs = [("baseline Trainer", None), ("tf-train", {}),
-                ("tf-train --packing", {"packing": True})]
-        if name == "tiny":  # what packing alone does to random (not length-grouped) batches
-            runs += [("tf-train, random order", {"group_by_length": False}),
-                     ("  + --packing", {"group_by_length": False, "packing": True})]
+        runs = [(label, flags) for key, (label, flags) in RUNS.items() if key in wanted
+                and (name == "tiny" or not key.startswith("tf-random"))]
         rounds = args.tiny_rounds if name == "tiny" else args.smollm2_rounds
         tries: dict[str, list[dict]] = {label: [] for label, _ in runs}
         for round_no in range(rounds):  # interleaved, alternating order: load drifts
@@ -271,6 +361,8 @@ def main() -> None:
                       file=sys.stderr, flush=True)
                 if flags is None:
                     tries[label].append(run_trainer(path, chosen, max_length, gb, args))
+                elif "bfd" in flags:
+                    tries[label].append(run_trl(path, chosen, max_length, gb, args, **flags))
                 else:
                     run = args.out / f"run-{name}-{label.strip().replace(' ', '_')}"
                     tries[label].append(run_tf_train(path, chosen, run, max_length, gb, args, **flags))
