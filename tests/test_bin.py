@@ -112,8 +112,8 @@ FAKE_SBATCH = """#!/bin/sh
 # records its arguments (tab-separated) and the environment the jobs would get; prints a job id
 n=$(( $(cat "$SBATCH_LOG.n" 2>/dev/null || echo 100) + 1 ))
 echo "$n" > "$SBATCH_LOG.n"
-{ printf '%s' "$n"; printf '\\t%s' "$@"; printf '\\tPATH=%s\\tCONFIG=%s\\tMAX_LENGTH=%s\\tN=%s\\n' \\
-  "$PATH" "$CONFIG" "$MAX_LENGTH" "${N:-}"; } >> "$SBATCH_LOG"
+{ printf '%s' "$n"; printf '\\t%s' "$@"; printf '\\tPATH=%s\\tCONFIG=%s\\tMAX_LENGTH=%s\\tN=%s\\tTF_SLURM_DIR=%s\\n' \\
+  "$PATH" "$CONFIG" "$MAX_LENGTH" "${N:-}" "${TF_SLURM_DIR:-}"; } >> "$SBATCH_LOG"
 echo "$n"
 """
 
@@ -164,5 +164,7 @@ def test_pipeline_submits_the_chain_from_any_folder(tmp_path):
     for c in calls:  # the jobs find tf-* and accelerate in the checkout, after the user's own PATH
         assert f"PATH={env_path}:{BIN}:{ROOT / '.venv' / 'bin'}" in c
         assert f"CONFIG={ROOT / 'examples' / 'accelerate' / 'fsdp.yaml'}" in c and "MAX_LENGTH=4096" in c
+        assert f"TF_SLURM_DIR={slurm}" in c  # train.sbatch sources requeue.sh from there
+    assert (slurm / "requeue.sh").exists()
     assert (ROOT / "examples" / "accelerate" / "fsdp.yaml").exists()
     assert p.stdout.splitlines()[-1].startswith(f"sample array {sample} -> grade {grade} -> fuse {fuse}")
