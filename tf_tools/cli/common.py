@@ -34,11 +34,11 @@ if TYPE_CHECKING:
 
 Inputs = Annotated[
     list[str] | None,
-    typer.Argument(help="Input JSONL files; '-' or none reads stdin.", show_default=False),
+    typer.Argument(help="Input JSONL files (also .jsonl.gz, .jsonl.zst, .parquet); '-' or none reads stdin.", show_default=False),
 ]
 Output = Annotated[
     str | None,
-    typer.Option("-o", "--output", help="Write to FILE atomically (via FILE.tmp) instead of stdout."),
+    typer.Option("-o", "--output", help="Write to FILE atomically (via FILE.tmp) instead of stdout; FILE.gz or FILE.zst: compressed."),
 ]
 Resume = Annotated[
     bool,

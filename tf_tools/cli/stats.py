@@ -57,7 +57,7 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 @app.command(help=HELP, no_args_is_help=False)
 @common.tf_command("tf-stats", "id_key", "keep_going")
 def stats(
-    inputs: Annotated[list[str] | None, typer.Argument(help="JSONL files of any stage, or tf-train run folders; '-' or none reads stdin.", show_default=False)] = None,
+    inputs: Annotated[list[str] | None, typer.Argument(help="JSONL files of any stage (also .jsonl.gz, .jsonl.zst, .parquet), or tf-train run folders; '-' or none reads stdin.", show_default=False)] = None,
     by: Annotated[str | None, typer.Option("--by", metavar="FIELD", help="Group by the value of FIELD (a dotted path reaches into objects: source.model).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (everything, machine-readable) instead of tables.")] = False,
     plot: Annotated[str | None, typer.Option("--plot", metavar="DIR", help="Also write PNG charts into DIR (needs matplotlib).")] = None,
