@@ -273,6 +273,22 @@ def test_resume_of_a_single_member_file_cut_inside_a_problem(tmp_path):
     assert decompress(out) == RECORDS
 
 
+def test_resume_refuses_a_file_that_is_not_in_its_codec_and_keeps_it(tmp_path):
+    out = tmp_path / "out.jsonl.gz"
+    out.write_bytes(blob(RECORDS))  # plain JSONL under a .gz name: no killed run of ours
+    with pytest.raises(InputError, match=rf"--resume: {out}.tmp is not gzip data") as exc:
+        JsonlWriter(str(out), resume=True)
+    assert "remove it to start over" in exc.value.hint
+    assert Path(str(out) + ".tmp").read_bytes() == blob(RECORDS)  # kept, as the .tmp to resume
+    # zeros after the last whole member (a crash that extended the file): the members stay
+    Path(str(out) + ".tmp").write_bytes(gzip.compress(blob(RECORDS[:6])) + b"\0" * 64)
+    w = JsonlWriter(str(out), resume=True)
+    assert w.kept == RECORDS[:6]
+    w.write_many(RECORDS[6:])
+    w.commit()
+    assert decompress(out) == RECORDS
+
+
 def test_tf_fuse_resume_on_compressed_output_matches_an_uninterrupted_run(tmp_path):
     problems = tmp_path / "p.jsonl.zst"
     for cmd in ([tool("tf-grade"), "--workers", "1", "-q", str(BUNDLED), "-o", str(tmp_path / "g.jsonl.gz")],

@@ -154,7 +154,9 @@ def read_back(path: str, codec: str | None) -> Iterator[bytes | int]:
     """An earlier run's output for ``--resume``: its lines (bytes) and, between them, the
     byte offsets the file can be cut at (int). Plain JSONL can be cut after any line;
     compressed JSONL where a member ends. Lines stop where the data stops decoding: the
-    whole lines a killed job left are what comes back."""
+    whole lines a killed job left are what comes back. A file that does not decode from its
+    first byte is no output of a killed run (a plain file under a .gz name): an error, so
+    that --resume never throws away what it holds."""
     with open(path, "rb") as f:
         if codec is None:
             offset = 0
@@ -163,10 +165,19 @@ def read_back(path: str, codec: str | None) -> Iterator[bytes | int]:
                 yield line
                 yield offset
             return
+        decoded = False
         try:
-            yield from _lines(members(f, codec, f"--resume of {path}"))
-        except (Truncated, Corrupt):
+            for item in _lines(members(f, codec, f"--resume of {path}")):
+                decoded = True
+                yield item
+        except Truncated:
             return
+        except Corrupt as exc:
+            if decoded:
+                return  # what follows the last whole member is lost, as a torn line is
+            raise InputError(f"--resume: {path} is not {codec} data ({exc})",
+                             hint="remove it to start over, or resume into the file's own "
+                                  "format (-o without .gz/.zst for plain JSONL)") from None
 
 
 def encoder(codec: str | None, path: str) -> Callable[[bytes], bytes]:
