@@ -129,10 +129,16 @@ def _train(records: Iterable[dict[str, Any]], cfg: TrainConfig, where: Callable[
     _announce(cfg, len(samples), schedule, resolved)
     tracking.start(prepared.accelerator, cfg, resolved)
     evaluate = _evaluator(cfg, prepared, held_out, tokenizer) if held_out else None
-    last = _run_steps(cfg, schedule, prepared, samples, tokenizer, run, pos, on_step,
-                      procs.process_index, evaluate)
-    return _finish(cfg, run, prepared, tokenizer, last, pos, stats, len(samples), schedule,
-                   resolved, ident["data"])
+    # the stop handler stays through the final save: a signal that comes after the last step
+    # lets the run finish (final/ and the manifest) instead of killing it halfway through
+    stop = _StopOnSignal(prepared.accelerator)
+    try:
+        last = _run_steps(cfg, schedule, prepared, samples, tokenizer, run, pos, on_step,
+                          procs.process_index, stop, evaluate)
+        return _finish(cfg, run, prepared, tokenizer, last, pos, stats, len(samples), schedule,
+                       resolved, ident["data"])
+    finally:
+        stop.restore()
 
 
 def _load_samples(records: Iterable[dict[str, Any]], tokenizer: Any, cfg: TrainConfig,
@@ -237,7 +243,7 @@ def _announce(cfg: TrainConfig, n_samples: int, schedule: Schedule,
 
 def _run_steps(cfg: TrainConfig, schedule: Schedule, prepared: Prepared, samples: list[Sample],
                tokenizer: Any, run: RunFolder, pos: _Position,
-               on_step: Callable[[StepInfo], None] | None, rank: int,
+               on_step: Callable[[StepInfo], None] | None, rank: int, stop: _StopOnSignal,
                evaluate: EvalLoss | None = None) -> StepInfo | None:
     """The optimizer steps from ``pos.step`` on; the last one's report (None if none ran).
     The evaluation set's loss every ``eval_every`` steps and at the last; a checkpoint every
@@ -253,7 +259,6 @@ def _run_steps(cfg: TrainConfig, schedule: Schedule, prepared: Prepared, samples
 
     last: StepInfo | None = None
     log = open(run.loss_log, "a", encoding="utf-8") if rank == 0 else None  # noqa: SIM115
-    stop = _StopOnSignal(prepared.accelerator)
     saves, evals = save_every(cfg, schedule.total_steps), eval_every(cfg, schedule.total_steps)
     clock = SaveClock(prepared.accelerator, cfg.save_minutes)
     try:
@@ -278,7 +283,6 @@ def _run_steps(cfg: TrainConfig, schedule: Schedule, prepared: Prepared, samples
             _checkpoint_or_stop(cfg, schedule, prepared, run, pos, stop,
                                 pos.step % saves == 0 or clock.due())
     finally:
-        stop.restore()
         if log is not None:
             log.close()
     return last
