@@ -57,6 +57,7 @@ def train(model: Path, samples: Path, out: Path, args: argparse.Namespace, lora:
     cmd = [str(BIN / "tf-train"), "-m", str(model), str(samples), "-o", str(out), "--overwrite",
            "--epochs", str(args.epochs), "--global-batch-size", "2", "--micro-batch-size", "2",
            "--max-length", "512", "--packing", "--warmup-ratio", "0.1", "--seed", "0", "-q",
+           "--save-steps", "1000",  # no checkpoints: not what is compared
            "--lr", str(args.lora_lr if lora else args.full_lr)]
     if lora:
         cmd += ["--lora-r", str(args.lora_r), "--merge"]
