@@ -295,3 +295,60 @@ def test_dp_two_cpu_vllm_engines_write_what_one_writes(tiny_model, tmp_path):
     subprocess.run([tool("tf-sample"), *args, "--dp", "2", str(src), "-o", str(two)], check=True, timeout=600)
     assert two.read_bytes() == one.read_bytes()
     assert len(set(r["completion"] for r in read_jsonl(one.read_bytes()))) > 1
+
+
+# ----------------------------------------------------------------------------- rounds
+
+
+def _rounds_equal_one_run(run) -> None:
+    """Samples 0-1, then 2-4 via --first-index, then a tf-plan record asking one problem for
+    5-5: together exactly the samples of one -n 6 run (same index, seed, text)."""
+    whole = by_key(run(PROBLEMS, "-n", "6"))
+    first = by_key(run(PROBLEMS, "-n", "2"))
+    second = by_key(run(PROBLEMS, "-n", "3", "--first-index", "2"))
+    planned = [dict(PROBLEMS[1], _tf={"plan": {"first_index": 5, "n": 1}})]
+    third = run(planned, "-n", "4")
+    assert [(r["id"], r["sample_idx"]) for r in third] == [("p1", 5)]
+    assert third[0]["_tf"]["sample"]["first_index"] == 5 and third[0]["_tf"]["sample"]["n"] == 1
+    assert {**first, **second, **by_key(third)} == {k: v for k, v in whole.items()
+                                                     if k[1] < 5 or k[0] == "p1"}
+    assert set(first) | set(second) == {k for k in whole if k[1] < 5}
+
+
+def test_rounds_draw_the_samples_of_one_larger_run_hf(tiny_model):
+    def run(problems, *args):
+        res = sample_cli(tiny_model, problems, "--engine", "hf", "--max-tokens", "12", "--seed", "5", *args)
+        assert res.exit_code == 0, res.output
+        return read_jsonl(res.stdout)
+
+    _rounds_equal_one_run(run)
+
+
+def test_a_bad_plan_names_its_line_and_resume_counts_planned_samples(tiny_model, tmp_path):
+    bad = [dict(PROBLEMS[0], _tf={"plan": {"first_index": -1, "n": 2}})]
+    res = sample_cli(tiny_model, bad, "--engine", "hf", "--max-tokens", "4")
+    assert res.exit_code == 1 and "line 1" in res.output and "_tf.plan" in res.output
+    # a plan of 1 sample for p0 and 3 for p1: both complete, so --resume redoes nothing
+    planned = [dict(PROBLEMS[0], _tf={"plan": {"first_index": 8, "n": 1}}),
+               dict(PROBLEMS[1], _tf={"plan": {"first_index": 8, "n": 3}})]
+    src = write_jsonl(tmp_path / "plan.jsonl", planned)
+    out = tmp_path / "round.jsonl"
+    args = ["-m", str(tiny_model), "--engine", "hf", "-n", "2", "--max-tokens", "8", str(src), "-o", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    before = out.read_bytes()
+    res = runner.invoke(app, [*args, "--resume"])
+    assert res.exit_code == 0 and out.read_bytes() == before
+    assert [r["sample_idx"] for r in read_jsonl(before)] == [8, 8, 9, 10]
+
+
+@pytest.mark.slow
+def test_rounds_draw_the_samples_of_one_larger_run_vllm(vllm_tiny):
+    from tf_tools.sampling.sampler import SampleConfig, sample_problems
+
+    def run(problems, *args):
+        opts = dict(zip(args[::2], args[1::2], strict=True))
+        sp = SamplingConfig(n=int(opts["-n"]), first_index=int(opts.get("--first-index", 0)),
+                            max_tokens=12, seed=5)
+        return [r for g in sample_problems(problems, vllm_tiny, SampleConfig(sampling=sp)) for r in g]
+
+    _rounds_equal_one_run(run)

@@ -327,7 +327,8 @@ class Destination:
 
 
 def open_output(path: str | None, resume: bool, what: str, *, id_key: str = "id",
-                per_record: bool = False, problem_size: int | None = None,
+                per_record: bool = False,
+                problem_size: int | Callable[[Record], int] | None = None,
                 redo_last: bool = False, stdout: Any = None) -> Destination:
     """``-o``/``--resume`` for every command; ``what`` names the done units in the message
     (``"records already graded"``). The three ways an output file grows:
@@ -338,9 +339,10 @@ def open_output(path: str | None, resume: bool, what: str, *, id_key: str = "id"
       ids already in the file is skipped. ``redo_last`` (tf-fuse, several samples per
       problem): the last problem of a killed run may be cut short, so it is always redone
       (fusing is cheap and seeded per problem: the redone samples are the same);
-    - ``problem_size`` N (tf-sample): a problem is done when it has N lines; a shorter
-      last group is cut off and redone, and the core skips the done ids itself
-      (``done_ids``: it gives problems without an id theirs).
+    - ``problem_size`` N (tf-sample): a problem is done when it has N lines (N may be a
+      function of its first line: samples planned per problem); a shorter last group is cut
+      off and redone, and the core skips the done ids itself (``done_ids``: it gives
+      problems without an id theirs).
     """
     from tf_tools.records import JsonlWriter, skip_done, skip_ids
 
@@ -352,9 +354,12 @@ def open_output(path: str | None, resume: bool, what: str, *, id_key: str = "id"
         def key(r: Record) -> Hashable:
             return r.get(id_key)
     complete: Callable[[list[Record]], bool] | None = None
+    size: Callable[[Record], int] | None = None
     if problem_size is not None:
+        size = problem_size if callable(problem_size) else lambda _r, n=problem_size: n
+
         def complete(group: list[Record]) -> bool:
-            return len(group) >= problem_size
+            return len(group) >= size(group[0])
     elif redo_last:
         def complete(group: list[Record]) -> bool:
             return False
@@ -363,7 +368,10 @@ def open_output(path: str | None, resume: bool, what: str, *, id_key: str = "id"
         out = Destination(writer, lambda records: skip_done(records, writer.done, key),
                      n_done=sum(writer.done.values()))
     else:
-        done = {k for k, c in writer.done.items() if problem_size is None or c >= problem_size}
+        first: dict[Hashable, Record] = {}
+        for rec in writer.kept if size is not None else ():
+            first.setdefault(key(rec), rec)
+        done = {k for k, c in writer.done.items() if size is None or c >= size(first[k])}
         out = Destination(writer, lambda records: skip_ids(records, done, id_key), done, len(done))
     if out.n_done:
         console.info(f"resuming: {out.n_done} {what}")

@@ -43,7 +43,8 @@ app = typer.Typer(add_completion=False, rich_markup_mode=None)
 def sample(
     inputs: common.Inputs = None,
     model: common.Model = "",
-    n: Annotated[int, typer.Option("-n", help="Samples per problem.")] = 8,
+    n: Annotated[int, typer.Option("-n", help="Samples per problem (a problem's _tf.plan, written by tf-plan, overrides it).")] = 8,
+    first_index: Annotated[int, typer.Option("--first-index", help="Draw sample indices S..S+n-1: a later round adds exactly the samples one run with a larger -n would have drawn.")] = 0,
     temperature: Annotated[float, typer.Option("--temperature", help="Sampling temperature (0: greedy).")] = 0.7,
     top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
     top_k: Annotated[int, typer.Option("--top-k", help="0: off.")] = 0,
@@ -84,12 +85,12 @@ def sample(
         resolve_engine,
     )
     from tf_tools.sampling.prompts import FieldMap
-    from tf_tools.sampling.sampler import SampleConfig, SampleStats, sample_problems
+    from tf_tools.sampling.sampler import SampleConfig, SampleStats, planned_count, sample_problems
 
     if not model:
         raise UsageError("no model: give one with -m/--model")
-    if n < 1 or max_tokens < 1 or chunk < 1:
-        raise UsageError("-n, --max-tokens and --chunk must be at least 1")
+    if n < 1 or max_tokens < 1 or chunk < 1 or first_index < 0:
+        raise UsageError("-n, --max-tokens and --chunk must be at least 1, --first-index at least 0")
     served = resolve_engine(engine) == "openai"
     if dp < 1 or (served and dp > 1):
         raise UsageError("--dp must be at least 1" if dp < 1 else "--dp is for engines in this job; "
@@ -99,7 +100,8 @@ def sample(
     paths = common.require_input(inputs)
     template_text = _read_template(template)
     # tf-sample's records carry the id as "id" whatever --id-key read it from
-    out = common.open_output(output, run.resume, "problems already complete", problem_size=n,
+    out = common.open_output(output, run.resume, "problems already complete",
+                             problem_size=lambda rec: planned_count(rec, n),
                              stdout=None if output else common.protect_stdout())
     writer = out.writer
     ecfg = EngineConfig(model=model, engine=engine, dtype=dtype, max_model_len=max_model_len,
@@ -110,7 +112,8 @@ def sample(
     eng = make_engine(ecfg) if dp == 1 else None
     cfg = SampleConfig(
         sampling=SamplingConfig(n=n, temperature=temperature, top_p=top_p, top_k=top_k,
-                                max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed),
+                                max_tokens=max_tokens, stop=tuple(stop or ()), seed=seed,
+                                first_index=first_index),
         fields=FieldMap(problem_key, answer_key, run.id_key), system=system or None,
         template=template_text, chunk=chunk, keep_going=run.keep_going, model_name=model,
     )

@@ -110,6 +110,7 @@ def sample_problems(
             if problem["id"] in skip:
                 continue
             ids = builder.prompt(problem["problem"])
+            planned_indices(problem, cfg.sampling)  # a malformed _tf.plan fails here, named
         except Exception as exc:  # one bad problem never ends the run
             chunk.append(record_failed(rec, "sample", exc, keep_going=cfg.keep_going, where=where))
             stats.failed += 1
@@ -134,7 +135,8 @@ def _run_chunk(chunk: list[Any], engine: Engine, cfg: SampleConfig,
         if isinstance(item, tuple):
             problem, prompt = item
             if not _too_long(prompt, engine):
-                requests += [_request(prompt, sample_seed(sp.seed, problem["id"], j)) for j in range(sp.n)]
+                requests += [_request(prompt, sample_seed(sp.seed, problem["id"], j))
+                             for j in planned_indices(problem, sp)]
     t0 = time.perf_counter()
     completions = _timed(iter(engine.generate(requests, sp) if requests else []), stats)
     stats.seconds += time.perf_counter() - t0
@@ -145,7 +147,8 @@ def _run_chunk(chunk: list[Any], engine: Engine, cfg: SampleConfig,
         problem, prompt = item
         stats.problems += 1
         out = []
-        for j in range(sp.n):
+        indices = planned_indices(problem, sp)
+        for j in indices:
             rec = dict(problem)
             if isinstance(problem.get(TF_KEY), dict):
                 rec[TF_KEY] = dict(problem[TF_KEY])  # each sample has its own provenance
@@ -157,6 +160,7 @@ def _run_chunk(chunk: list[Any], engine: Engine, cfg: SampleConfig,
                 "max_tokens": sp.max_tokens, "stop": list(sp.stop), "dtype": getattr(engine, "dtype", None),
                 "system": cfg.system if cfg.template is None else None,
                 "n_prompt_tokens": len(prompt) if isinstance(prompt, list) and not stats.served else None,
+                "first_index": indices.start, "n": len(indices),
             }
             if _too_long(prompt, engine):
                 rec["completion"] = None
@@ -172,6 +176,28 @@ def _run_chunk(chunk: list[Any], engine: Engine, cfg: SampleConfig,
             stats.samples += 1
             out.append(rec)
         yield out
+
+
+def planned_indices(problem: Record, sp: SamplingConfig) -> range:
+    """The sample indices to draw for ``problem``: its ``_tf.plan`` (``first_index``, ``n``:
+    what tf-plan asks of the next round) or else --first-index and -n. A sample's seed
+    depends only on (seed, id, index), so rounds draw exactly the samples one run with the
+    larger n would have drawn."""
+    plan = problem.get(TF_KEY, {}).get("plan") if isinstance(problem.get(TF_KEY), dict) else None
+    if isinstance(plan, dict):
+        first, n = plan.get("first_index", sp.first_index), plan.get("n", sp.n)
+        if not (isinstance(first, int) and isinstance(n, int) and first >= 0 and n >= 0):
+            raise ValueError(f"_tf.plan needs integers first_index >= 0 and n >= 0, not {plan!r}")
+        return range(first, first + n)
+    return range(sp.first_index, sp.first_index + sp.n)
+
+
+def planned_count(rec: Record, default: int) -> int:
+    """How many samples a problem has in this run, from one of its sample records
+    (``_tf.sample.n``; records of older runs have none: ``default``)."""
+    meta = rec.get(TF_KEY, {}).get("sample") if isinstance(rec.get(TF_KEY), dict) else None
+    n = meta.get("n") if isinstance(meta, dict) else None
+    return n if isinstance(n, int) else default
 
 
 def _too_long(prompt: Any, engine: Engine) -> bool:

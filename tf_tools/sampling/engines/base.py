@@ -22,6 +22,7 @@ class SamplingConfig:
     max_tokens: int = 1024
     stop: tuple[str, ...] = ()
     seed: int = 0
+    first_index: int = 0  # sample indices first_index .. first_index + n - 1 (rounds)
 
 
 @dataclass(frozen=True)
