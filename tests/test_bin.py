@@ -16,7 +16,7 @@ import pytest
 from .conftest import ROOT, read_jsonl, write_jsonl
 
 BIN = ROOT / "bin"
-COMMANDS = ["tf-sample", "tf-grade", "tf-cluster", "tf-fuse", "tf-train", "tf-stats"]
+COMMANDS = ["tf-sample", "tf-grade", "tf-cluster", "tf-fuse", "tf-train", "tf-stats", "tf-plan"]
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell launchers")
 

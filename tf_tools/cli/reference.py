@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMANDS = ("sample", "grade", "cluster", "fuse", "train", "stats")
+COMMANDS = ("sample", "grade", "cluster", "fuse", "train", "stats", "plan")
 WIDTH = 100
 
 
