@@ -63,16 +63,19 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 # --------------------------------------------------------------------------- workload
 
 
-def graded_workload(data: str, out_dir: str, workers: int) -> str:
-    path = os.path.join(out_dir, "zeroeval_math_l5.graded.jsonl")
+def graded_workload(data: str, out_dir: str, workers: int, name: str = "zeroeval_math_l5",
+                    fmt: str = "zeroeval", inputs: tuple[str, ...] = ("zeroeval/math-l5",)) -> str:
+    """A pool of ``trajectories/`` (``inputs``) converted with ``convert_trajectories.py fmt``
+    and graded with tf-grade, cached as ``out_dir/name.graded.jsonl``."""
+    path = os.path.join(out_dir, f"{name}.graded.jsonl")
     if os.path.exists(path):
         print(f"bench: using {path} (delete it to regrade)")
         return path
     os.makedirs(out_dir, exist_ok=True)
-    raw = os.path.join(out_dir, "zeroeval_math_l5.jsonl")
+    raw = os.path.join(out_dir, f"{name}.jsonl")
     with open(raw, "wb") as f:
         subprocess.run([sys.executable, os.path.join(ROOT, "examples", "convert_trajectories.py"),
-                        "zeroeval", os.path.join(data, "trajectories", "zeroeval", "math-l5")],
+                        fmt, *(os.path.join(data, "trajectories", i) for i in inputs)],
                        check=True, stdout=f, stderr=subprocess.DEVNULL)
     print(f"bench: grading {raw} with tf-grade ...", flush=True)
     subprocess.run([os.path.join(BIN, "tf-grade"), "-q", "--workers", str(workers), raw,

@@ -16,6 +16,9 @@ A problem is decided (no more samples) when, in this order:
 3. ``stable``: it has at least ``max_correct`` distinct correct solutions (what tf-fuse keeps)
    and the k tf-fuse would choose is settled: the same k at both ends of the error rate's
    95% Wilson interval (entropy and clusters as observed), or the same k as before the last
+   round. With ``stable="decision"`` (stricter; bench/adaptive.py measures both): the same k
+   at both ends of the interval *and* the same k and the same k largest clusters (largest
+   first, ties by the smaller first sample_idx, as tf-fuse takes them) as before the last
    round.
 
 Otherwise it gets another round: as many samples as it has (doubling), at most up to
@@ -53,8 +56,13 @@ class PlanConfig:
     gamma: float = 1.0
     min_error_rate: float = 0.25
     min_modes: float = 1.0
+    stable: str = "k"  # "k" or "decision": the stability test of rule 3
     write_done: bool = False  # also write decided problems (n = 0, the reason)
     id_key: str = "id"
+
+    def __post_init__(self) -> None:
+        if self.stable not in ("k", "decision"):
+            raise ValueError(f"unknown stability test {self.stable!r} (k or decision)")
 
     def k(self, error_rate: float | None, h: float, m: int) -> int:
         return choose_k(self.policy, error_rate, h, m, k_max=self.k_max, gamma=self.gamma,
@@ -112,6 +120,17 @@ def _k_of(samples: list[_Sample], cfg: PlanConfig, error_rate: float | None = No
     return cfg.k(e, entropy(sizes.values()), len(sizes))
 
 
+def _choice(samples: list[_Sample], cfg: PlanConfig) -> tuple[int, tuple[int, ...]]:
+    """k and the k largest clusters (ids) tf-fuse would take from these samples."""
+    sizes = Counter(s.cluster for s in samples if s.cluster is not None)
+    first: dict[int, int] = {}
+    for s in samples:  # samples are in sample_idx order
+        if s.cluster is not None:
+            first.setdefault(s.cluster, s.idx)
+    k = _k_of(samples, cfg)
+    return k, tuple(sorted(sizes, key=lambda c: (-sizes[c], first[c]))[:k])
+
+
 def wilson(successes: int, n: int) -> tuple[float, float]:
     """The 95% Wilson score interval of a proportion."""
     if n == 0:
@@ -138,10 +157,14 @@ def decide(rec: Record, cfg: PlanConfig) -> tuple[str | None, int]:
         return None, n
     wrong = len(samples) - n_correct
     lo, hi = wilson(wrong, len(samples))
-    if _k_of(samples, cfg, lo) == _k_of(samples, cfg, hi):
-        return "stable", n
+    settled = _k_of(samples, cfg, lo) == _k_of(samples, cfg, hi)
     last_round = max(s.round_start for s in samples)
     before = [s for s in samples if s.idx < last_round]
+    if cfg.stable == "decision":
+        same = settled and bool(before) and _choice(before, cfg) == _choice(samples, cfg)
+        return ("stable" if same else None), n
+    if settled:
+        return "stable", n
     if before and _k_of(before, cfg) == _k_of(samples, cfg):
         return "stable", n
     return None, n
