@@ -107,6 +107,8 @@ def test_cli_writes_open_problems_with_their_plan_and_sums_up(tmp_path):
         "easy": "all_correct", "open": "more_samples", "hard": "too_hard"}
     assert runner.invoke(app, [str(src), "--n-min", "8", "--n-max", "4"]).exit_code == 2
     assert runner.invoke(app, [str(src), "--policy", "nope"]).exit_code == 2
+    assert runner.invoke(app, [str(src), "--stable", "nope"]).exit_code == 2
+    assert runner.invoke(app, [str(src), "--n-max", "16", "--stable", "decision"]).exit_code == 0
 
 
 def test_rounds_loop_is_a_prefix_of_one_fixed_run_and_resumes(tiny_model, tmp_path):

@@ -44,6 +44,7 @@ def plan(
     gamma: Annotated[float, typer.Option("--gamma", min=0.0, help="tf-fuse --gamma.")] = 1.0,
     min_error_rate: Annotated[float, typer.Option("--min-error-rate", min=0.0, max=1.0, help="tf-fuse --min-error-rate (threshold).")] = 0.25,
     min_modes: Annotated[float, typer.Option("--min-modes", min=0.0, help="tf-fuse --min-modes (threshold).")] = 1.0,
+    stable: Annotated[str, typer.Option("--stable", help="When k counts as settled: k (the same k across the error rate's 95% interval, or as before the last round) or decision (the same k across the interval and the same k and k largest clusters as before the last round: stricter, more samples; bench/adaptive.py).")] = "k",
     round_no: Annotated[int | None, typer.Option("--round", help="Round number to record in _tf.plan.")] = None,
     all_problems: Annotated[bool, typer.Option("--all", help="Also write the decided problems (n = 0 and the reason).")] = False,
     *,
@@ -55,11 +56,14 @@ def plan(
 
     if policy not in POLICIES:
         raise UsageError(f"--policy must be one of {', '.join(POLICIES)}")
+    if stable not in ("k", "decision"):
+        raise UsageError("--stable must be k or decision")
     if n_max < n_min:
         raise UsageError("--n-max must be at least --n-min")
     cfg = PlanConfig(n_min=n_min, n_max=n_max, max_correct=max_correct, policy=policy,
                      k_max=k_max, gamma=gamma, min_error_rate=min_error_rate,
-                     min_modes=min_modes, write_done=all_problems, id_key=run.id_key)
+                     min_modes=min_modes, write_done=all_problems, id_key=run.id_key,
+                     stable=stable)
     paths = common.require_input(inputs)
     _reader, records = run.read(paths, "plan")
     out = common.open_output(output, False, "problems already planned", id_key=run.id_key)
