@@ -37,11 +37,12 @@ PACKAGE = ROOT / "tf_tools"
 STAGES = ("sampling", "grading", "clustering", "fusion", "training", "stats")
 
 #: top-level module or package of tf_tools -> layer
-LAYERS: dict[str, int] = {
+LAYERS: dict[str, float] = {
     "": 0, "errors": 0, "schema": 0, "console": 0,
     "records": 1, "models": 1,
     "answers": 2,
     **{stage: 3 for stage in STAGES},
+    "planning": 3.5,  # rounds: the clustering stage's entropy and the fusion stage's k rule
     "cli": 4,
 }
 
