@@ -74,7 +74,7 @@ def train(
     save_total_limit: Annotated[int, typer.Option("--save-total-limit", help="Keep the newest N checkpoints (0: all).")] = 2,
     save_dtype: Annotated[str, typer.Option("--save-dtype", help="dtype of final/: auto (the student's), float32, bfloat16, float16.")] = "auto",
     lora_r: Annotated[int, typer.Option("--lora-r", help="Train LoRA adapters of this rank (peft) instead of every weight (0: full fine-tuning).")] = 0,
-    lora_alpha: Annotated[float | None, typer.Option("--lora-alpha", help="LoRA scale numerator (default: 2 x --lora-r).")] = None,
+    lora_alpha: Annotated[int | None, typer.Option("--lora-alpha", help="LoRA scale numerator (default: 2 x --lora-r).")] = None,
     lora_dropout: Annotated[float, typer.Option("--lora-dropout")] = 0.05,
     lora_target: Annotated[str, typer.Option("--lora-target", help="Modules that get adapters: all-linear (the attention and MLP projections) or names, comma-separated (q_proj,v_proj).")] = "all-linear",
     merge: Annotated[bool, typer.Option("--merge", help="LoRA: final/ holds the merged model (tf-sample loads it) and adapter/ the adapter; without it final/ holds the adapter.")] = False,

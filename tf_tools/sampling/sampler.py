@@ -100,7 +100,7 @@ def sample_problems(
     stats = stats if stats is not None else SampleStats()
     stats.served = engine.tokenizer is None
     builder = PromptBuilder(engine.tokenizer, cfg.system, cfg.template, served=stats.served)
-    chunk: list[tuple[Record, list[int]] | Record] = []
+    chunk: list[tuple[Record, Any] | Record] = []  # (problem, its prompt) or a failed record
     for rec in problems:
         if is_failed(rec):
             chunk.append(rec)

@@ -59,7 +59,7 @@ class TrainConfig:
     save_total_limit: int = 2
     save_dtype: str = "auto"  # auto: the student's dtype
     lora_r: int = 0  # 0: full fine-tuning
-    lora_alpha: float | None = None  # None: 2 * lora_r
+    lora_alpha: int | None = None  # None: 2 * lora_r
     lora_dropout: float = 0.05
     lora_target: str = "all-linear"  # the attention and MLP projections
     merge: bool = False  # LoRA: final/ holds the merged model (else the adapter)

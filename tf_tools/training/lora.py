@@ -32,7 +32,7 @@ _PEFT_PREFIX = "base_model.model."
 @dataclass(frozen=True)
 class LoraSettings:
     r: int
-    alpha: float
+    alpha: int
     dropout: float
     target: str  # "all-linear" or comma-separated module names
 
@@ -121,6 +121,6 @@ def _adapters(state_dict: dict[str, Any]) -> dict[str, list[Any]]:
     return found
 
 
-def default_alpha(r: int, alpha: float | None) -> float:
+def default_alpha(r: int, alpha: int | None) -> int:
     """--lora-alpha, else 2r (the common choice; the update's scale alpha/r is then 2)."""
-    return float(alpha) if alpha is not None else float(2 * r)
+    return alpha if alpha is not None else 2 * r

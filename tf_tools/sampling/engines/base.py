@@ -67,6 +67,8 @@ class Completion:
 class Engine(Protocol):
     name: str
     tokenizer: Any  # None: the engine takes messages or text, not token ids (served)
-    max_model_len: int | None  # None: unknown here (served)
+
+    @property
+    def max_model_len(self) -> int | None: ...  # None: unknown here (served)
 
     def generate(self, requests: list[Request], sp: SamplingConfig) -> Iterable[Completion]: ...
