@@ -44,6 +44,22 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
+demo: install
+	PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
+
+bench: install
+	$(BIN)/python bench/grader_cases.py
+	$(BIN)/python bench/grade.py
+	$(BIN)/python bench/cluster.py
+	$(BIN)/python bench/sample.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/lora.py
+	$(BIN)/python bench/adaptive.py
+
+lint: install
+	$(BIN)/ruff check tf_tools tests bench examples
+	$(BIN)/mypy tf_tools
+
 # The lower bounds of pyproject.toml's dependencies and of the extras train, track, data and
 # plot, installed as == pins in a second venv, under the fast tests that call their APIs
 # (README: minimum versions). sympy is left to torch, which pins its own (2.6: sympy==1.13.1).

@@ -112,3 +112,13 @@ def test_readme_block_runs_as_written(index: int, tiny_model: Path, tmp_path: Pa
     assert (tmp_path / "runs/quick/student/final/config.json").exists()
     assert list((tmp_path / "runs/quick/plots").rglob("*.png"))
     assert "pass@" in proc.stdout
+
+
+def test_the_two_commands_of_the_readme_are_make_targets() -> None:
+    """`make demo` runs the demo and `make test` the suite (a Makefile edit once dropped the
+    demo target and `make demo` did nothing): a dry run of each names its command."""
+    for target, command in (("demo", "examples/demo.sh"), ("test", "-m pytest"),
+                            ("lint", "ruff check"), ("bench", "bench/grade.py")):
+        out = subprocess.run(["make", "-n", "-C", str(ROOT), target, "STAMP=/dev/null"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and command in out.stdout, (target, out.stdout + out.stderr)
