@@ -70,6 +70,14 @@ def is_fusable(rec: Record) -> bool:
 # --------------------------------------------------------------------------- provenance
 
 
+def provenance(rec: Record, step: str) -> dict[str, Any] | None:
+    """``rec["_tf"][step]`` when it is there as an object, else None (records from elsewhere
+    carry no ``_tf``, or something else under it)."""
+    tf = rec.get(TF_KEY)
+    value = tf.get(step) if isinstance(tf, dict) else None
+    return value if isinstance(value, dict) else None
+
+
 def set_provenance(rec: Record, step: str, value: Any) -> None:
     """Set ``rec["_tf"][step]``, keeping what earlier steps put under ``_tf``."""
     tf = rec.get(TF_KEY)

@@ -34,7 +34,15 @@ from tf_tools.errors import InputError
 from tf_tools.fusion import policy as policies
 from tf_tools.fusion.text import END_MARKERS, REFLECTIONS, SEPARATOR, assemble, strip_markers
 from tf_tools.models import TokenCounter, load_counter
-from tf_tools.schema import DEFAULT_SYSTEM, TF_KEY, Record, guarded, is_failed, sample_order
+from tf_tools.schema import (
+    DEFAULT_SYSTEM,
+    TF_KEY,
+    Record,
+    guarded,
+    is_failed,
+    provenance,
+    sample_order,
+)
 
 #: FuseConfig.system's default: the prompt the teacher was sampled with (DESIGN §3)
 FROM_TRAJECTORIES = "\x00from-trajectories"
@@ -128,9 +136,8 @@ def sampled_system(traj: dict[str, Any]) -> str | None:
     """The system prompt a trajectory was sampled with: ``_tf.sample.system`` (None or ""
     for none); tf-sample's default when the trajectory carries no ``_tf.sample`` (it came
     from elsewhere, and tf-sample would have used that default to evaluate the student)."""
-    tf = traj.get(TF_KEY)
-    sample = tf.get("sample") if isinstance(tf, dict) else None
-    if not isinstance(sample, dict):
+    sample = provenance(traj, "sample")
+    if sample is None:
         return DEFAULT_SYSTEM
     system = sample.get("system")
     return system if isinstance(system, str) and system else None

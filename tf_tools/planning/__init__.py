@@ -38,7 +38,7 @@ from typing import Any
 
 from tf_tools.clustering.answers import entropy
 from tf_tools.fusion.policy import choose_k
-from tf_tools.schema import TF_KEY, Record, is_failed
+from tf_tools.schema import TF_KEY, Record, is_failed, provenance
 
 #: fields tf-cluster adds to a problem: not carried into the next round's problem record
 SUMMARY_KEYS = frozenset({"n", "n_correct", "error_rate", "n_error_modes", "entropy",
@@ -100,8 +100,7 @@ def _samples(rec: Record) -> list[_Sample]:
     def add(trajs: Any, correct: bool, cluster: int | None) -> None:
         for t in trajs if isinstance(trajs, list) else ():
             if isinstance(t, dict) and isinstance(t.get("sample_idx"), int):
-                meta = t.get(TF_KEY, {}).get("sample", {}) if isinstance(t.get(TF_KEY), dict) else {}
-                start = meta.get("first_index", 0) if isinstance(meta, dict) else 0
+                start = (provenance(t, "sample") or {}).get("first_index", 0)
                 out.append(_Sample(t["sample_idx"], correct, cluster, t.get("completion"),
                                    start if isinstance(start, int) else 0))
 

@@ -17,7 +17,15 @@ from typing import Any
 from tf_tools.sampling.engines import Completion, Engine, Request, SamplingConfig
 from tf_tools.sampling.prompts import DEFAULT_SYSTEM, FieldMap, PromptBuilder, normalize_problem
 from tf_tools.sampling.seeds import sample_seed
-from tf_tools.schema import TF_KEY, Record, is_failed, mark_failed, record_failed, set_provenance
+from tf_tools.schema import (
+    TF_KEY,
+    Record,
+    is_failed,
+    mark_failed,
+    provenance,
+    record_failed,
+    set_provenance,
+)
 
 
 @dataclass(frozen=True)
@@ -183,8 +191,8 @@ def planned_indices(problem: Record, sp: SamplingConfig) -> range:
     what tf-plan asks of the next round) or else --first-index and -n. A sample's seed
     depends only on (seed, id, index), so rounds draw exactly the samples one run with the
     larger n would have drawn."""
-    plan = problem.get(TF_KEY, {}).get("plan") if isinstance(problem.get(TF_KEY), dict) else None
-    if isinstance(plan, dict):
+    plan = provenance(problem, "plan")
+    if plan is not None:
         first, n = plan.get("first_index", sp.first_index), plan.get("n", sp.n)
         if not (isinstance(first, int) and isinstance(n, int) and first >= 0 and n >= 0):
             raise ValueError(f"_tf.plan needs integers first_index >= 0 and n >= 0, not {plan!r}")
@@ -195,8 +203,8 @@ def planned_indices(problem: Record, sp: SamplingConfig) -> range:
 def planned_count(rec: Record, default: int) -> int:
     """How many samples a problem has in this run, from one of its sample records
     (``_tf.sample.n``; records of older runs have none: ``default``)."""
-    meta = rec.get(TF_KEY, {}).get("sample") if isinstance(rec.get(TF_KEY), dict) else None
-    n = meta.get("n") if isinstance(meta, dict) else None
+    meta = provenance(rec, "sample")
+    n = meta.get("n") if meta is not None else None
     return n if isinstance(n, int) else default
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from tf_tools.errors import InputError
 from tf_tools.models import ApproxTokenCounter
-from tf_tools.schema import SEGMENT_KINDS, TF_KEY
+from tf_tools.schema import SEGMENT_KINDS, provenance
 from tf_tools.stats.metrics import describe
 from tf_tools.stats.values import integer, real
 
@@ -65,9 +65,8 @@ class TrainingSampleStats:
         pair[1] += n_rft
         self.sample_tokens.setdefault(kind, []).append(n_tokens)
         if self.policy is None:
-            tf = rec.get(TF_KEY)
-            fuse = tf.get("fuse") if isinstance(tf, dict) else None
-            if isinstance(fuse, dict):
+            fuse = provenance(rec, "fuse")
+            if fuse is not None:
                 params = fuse["parameters"] if isinstance(fuse.get("parameters"), dict) else {}
                 self.policy = {"policy": fuse.get("policy"), "tokenizer": params.get("tokenizer")}
 

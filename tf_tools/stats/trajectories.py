@@ -20,7 +20,7 @@ from typing import Any
 
 from tf_tools.errors import InputError
 from tf_tools.models import ApproxTokenCounter
-from tf_tools.schema import TF_KEY, VERDICTS, is_int, sample_order
+from tf_tools.schema import VERDICTS, is_int, provenance, sample_order
 from tf_tools.stats.metrics import (
     CORRECT,
     MAJ_ESTIMATOR,
@@ -180,9 +180,8 @@ def answer_vote(verdict: str, pred: Any, grouper: AnswerGrouper) -> Hashable | N
 
 
 def _completion_tokens(rec: dict[str, Any]) -> tuple[int | None, str]:
-    tf = rec.get(TF_KEY)
-    sample = tf.get("sample") if isinstance(tf, dict) else None
-    if isinstance(sample, dict):
+    sample = provenance(rec, "sample")
+    if sample is not None:
         n = sample.get("n_completion_tokens")
         if is_int(n):
             return n, "n_completion_tokens"
