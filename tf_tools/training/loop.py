@@ -50,7 +50,6 @@ from tf_tools.training.data import (
     report_skips,
 )
 from tf_tools.training.evaluate import EvalLoss, load_eval_file, split
-from tf_tools.training.loss import supports_logits_to_keep
 from tf_tools.training.setup import Prepared, Schedule
 from tf_tools.training.step import OptimizerStep, SaveClock
 
@@ -174,11 +173,9 @@ def _eval_samples(samples: list[Sample], tokenizer: Any,
 
 
 def _evaluator(cfg: TrainConfig, prepared: Prepared, held: list[Sample], tokenizer: Any) -> EvalLoss:
-    model = prepared.model
-    keep = supports_logits_to_keep(lora.base_of(prepared.accelerator.unwrap_model(model)))
-    return EvalLoss(held, prepared.accelerator, model, setup.pad_id(tokenizer),
+    return EvalLoss(held, prepared.accelerator, prepared.model, setup.pad_id(tokenizer),
                     cfg.micro_batch_size, cfg.packing, cfg.pack_length or cfg.max_length,
-                    prepared.step_attn, keep)
+                    prepared.step_attn, prepared.keep_logits)
 
 
 def _finished_run(run: RunFolder, ident: dict[str, Any]) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ from tf_tools.errors import TfError, UsageError
 from tf_tools.training import attention, lora, tracking
 from tf_tools.training.batches import plan_epoch
 from tf_tools.training.config import TrainConfig
+from tf_tools.training.loss import supports_logits_to_keep
 
 
 def _several_cpu_processes() -> bool:
@@ -126,6 +127,13 @@ class Prepared:
     def step_attn(self) -> str:
         """The attention the batches are built for (``batches.collate``)."""
         return attention.VARLEN if self.varlen else self.attn
+
+    @property
+    def keep_logits(self) -> bool:
+        """Whether forwards may ask for the logits of the trained positions only
+        (``loss.forward_losses``): the transformers model under any wrapper takes
+        ``logits_to_keep``."""
+        return supports_logits_to_keep(lora.base_of(self.accelerator.unwrap_model(self.model)))
 
 
 def prepare(cfg: TrainConfig, schedule: Schedule) -> Prepared:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tf_tools.training import lora
 from tf_tools.training.batches import collate, rank_share
 from tf_tools.training.config import TrainConfig
 from tf_tools.training.data import Sample
-from tf_tools.training.loss import forward_losses, supports_logits_to_keep
+from tf_tools.training.loss import forward_losses
 from tf_tools.training.setup import Prepared
 
 
@@ -34,7 +33,7 @@ class OptimizerStep:
         self.optimizer, self.scheduler = prepared.optimizer, prepared.scheduler
         self.capacity = cfg.pack_length or cfg.max_length
         self.attn, self.rank, self.world = prepared.step_attn, rank, world
-        self.keep_logits = supports_logits_to_keep(lora.base_of(self.accelerator.unwrap_model(self.model)))
+        self.keep_logits = prepared.keep_logits
 
     def __call__(self, planned: list[list[int]]) -> tuple[float, float, float | None, dict[str, int]]:
         """(loss, lr, grad norm, {tokens, trained_tokens, slots}) of the step, all processes."""
