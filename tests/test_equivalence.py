@@ -122,6 +122,28 @@ def test_more_fast_paths(gold, pred, expected, path):
     assert result is not None and (result.equal, result.path) == (expected, path)
 
 
+LONG_ONES = "1" * 200_000  # over LONG: no Fraction, no int(), decided by its digits
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred", "expected"),
+    [
+        ("2 3/4", LONG_ONES + " 1/2", False),  # took math-verify 0.94 s of a 1 s limit
+        (LONG_ONES + " 1/2", LONG_ONES + " 2/4", True),
+        (LONG_ONES + " 1/2", "0" + LONG_ONES + " 1/2", True),
+        (LONG_ONES + " 1/2", LONG_ONES + ".5", True),
+        (LONG_ONES + " 1/2", LONG_ONES, False),  # a proper fraction is never 0
+        (LONG_ONES + " 1/2", LONG_ONES[:-1] + "2 1/2", False),  # the last whole digit
+        ("-" + LONG_ONES + " 1/2", "-" + LONG_ONES[:-1] + "2 1/2", False),
+        ("-" + LONG_ONES + " 1/2", LONG_ONES + ".5", False),
+        (LONG_ONES + " 1/3", LONG_ONES + ".3333333", True),  # a decimal: within the tolerance
+    ],
+)
+def test_long_mixed_numbers_are_decided_by_their_parts(gold, pred, expected):
+    result = fast_equal(gold, pred)
+    assert result is not None and (result.equal, result.path) == (expected, "numeric")
+
+
 def test_fast_tuples_agree_with_math_verify():
     for gold, pred in [("(1, 2)", "(2, 1)"), ("(1, 2)", "(1, 2, 3)"), ("[1, 2]", "[1, 2]"), ("(1,2)", "(1.0, 2)")]:
         fast = fast_equal(gold, pred)

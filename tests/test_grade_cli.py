@@ -160,7 +160,7 @@ HUGE_AND_ODD = [
     ("12345678", "\\boxed{" + "12," * 300_000 + "345}", NEEDS_SYMPY),
     ("2 3/4", "\\boxed{" + "1" * 200_000 + " 1/2}", {"incorrect"}),
     ("14:05", "\\boxed{" + "1:" * 300_000 + "00}", NEEDS_SYMPY),
-    ("P", "\\boxed{P" + "'" * 500_000 + "}", NEEDS_SYMPY),
+    ("P", "\\boxed{P" + "'" * 500_000 + "}", {"incorrect"}),  # math-verify said correct
     ("[1, 2]", "\\boxed{\\begin{pmatrix}" + "1\\\\" * 100_000 + "\\end{pmatrix}}", NEEDS_SYMPY),
     ("x", "\\boxed{" + "\\bar{" * 3000 + "x" + "}" * 3000 + "}", NEEDS_SYMPY),
     ("-1+3i", "\\boxed{" + "i(" * 2000 + "1" + ")" * 2000 + "}", NEEDS_SYMPY),
@@ -404,13 +404,21 @@ def test_workers_run_the_parents_code_not_a_tf_tools_in_the_current_folder(tmp_p
     assert not marker.exists(), "a process imported the tf_tools of the current folder"
 
 
-def _alive(pid: int) -> bool:
-    """A process that exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return not any(line.startswith("State:") and "Z" in line for line in f)
-    except OSError:
-        return False
+def _alive(pid: int, settle: float = 5.0) -> bool:
+    """A process that exists and is not a zombie, ``settle`` seconds after it was killed: a
+    SIGKILL is delivered at once but the process ends a moment later, longer on a loaded
+    machine (the fork server was once seen running just after close() had killed it)."""
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                if any(line.startswith("State:") and "Z" in line for line in f):
+                    return False
+        except OSError:
+            return False
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.02)
 
 
 def test_the_prestarted_fork_server_never_holds_stdout_and_dies_with_tf_grade(tmp_path):

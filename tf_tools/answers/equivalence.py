@@ -341,25 +341,47 @@ _PLAIN_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 def _long_numbers(gold: Normal, pred: Normal, tolerance: float) -> FastResult | None:
     """Plain numbers too long for ``to_number`` (a 200,000-digit integer): equal exactly by
     their digits (``decimal`` reads any length in linear time), decimals within the
-    tolerance; None when either side is not a plain number."""
+    tolerance; a mixed number (``1111…1 1/2``) by its whole part and its proper fraction;
+    None when either side is not one of these."""
     if gold.percent != pred.percent:
         return None
-    a, b = _plain_decimal(gold.text), _plain_decimal(pred.text)
+    a, b = _long_value(gold.text), _long_value(pred.text)
     if a is None or b is None:
         return None
-    if a == b:  # exact, whatever the context's precision
+    (wa, fa, exact_a), (wb, fb, exact_b) = a, b
+    if exact_a and exact_b:
+        # integers and mixed numbers (whose fraction is proper, never 0): equal exactly
+        # when the whole parts and the fractions are
+        return FastResult(wa == wb and fa == fb, "numeric")
+    if wa == wb and fa == fb:
         return FastResult(True, "numeric")
-    if "." not in gold.text and "." not in pred.text:
-        return FastResult(False, "numeric")
     with decimal.localcontext() as ctx:
         ctx.prec, ctx.Emax, ctx.Emin = 50, decimal.MAX_EMAX, decimal.MIN_EMIN
-        scale = max(abs(a), abs(b), Decimal(1))
-        return FastResult(abs(a - b) <= Decimal(tolerance) * scale, "numeric")
+        va = wa + Decimal(fa.numerator) / Decimal(fa.denominator)
+        vb = wb + Decimal(fb.numerator) / Decimal(fb.denominator)
+        scale = max(abs(va), abs(vb), Decimal(1))
+        return FastResult(abs(va - vb) <= Decimal(tolerance) * scale, "numeric")
 
 
-def _plain_decimal(text: str) -> Decimal | None:
-    text = compact(text)
-    return Decimal(text) if _PLAIN_NUMBER_RE.fullmatch(text) else None
+def _long_value(text: str) -> tuple[Decimal, Fraction, bool] | None:
+    """(whole part, fraction, exact) of a plain number or a mixed number of any length; the
+    fraction is 0 for a plain number (a decimal keeps its digits in the whole part)."""
+    text = text.strip()
+    m = _MIXED_RE.match(text) if "/" in text else None
+    if m:
+        top, bottom = m.group(3), m.group(4)
+        if len(top) + len(bottom) > LONG:
+            return None
+        fraction = Fraction(int(top), int(bottom)) if int(bottom) else None
+        if fraction is None or not 0 < fraction < 1:
+            return None
+        # the sign goes into the text: arithmetic on a Decimal rounds to the context's precision
+        whole = Decimal(m.group(1) + m.group(2))
+        return whole, -fraction if m.group(1) == "-" else fraction, True
+    plain = compact(text)
+    if not _PLAIN_NUMBER_RE.fullmatch(plain):
+        return None
+    return Decimal(plain), Fraction(0), "." not in plain
 
 
 _COMMAND_RE = re.compile(r"\\[A-Za-z]+")
