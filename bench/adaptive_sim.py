@@ -19,7 +19,9 @@ rounds', so every round is a prefix of one fixed run. Then:
   the whole pool with another tie-break (each chosen cluster lies in a different cluster of
   the pool, of the size the reference's cluster at that place has);
 - ``oracle(pool, i, cfg, fuser, ref)``: the fewest samples on the rounds' schedule whose
-  decision equals the reference's: what no stopping rule on that schedule can beat.
+  decision equals the reference's: what no stopping rule on that schedule can beat;
+  ``oracle_any`` the same on no schedule (one sample at a time), and ``at_share`` what
+  either allows when only a share (95%) of the decisions must be identical.
 
 It does not grade, read files or print: bench/adaptive.py does.
 """
@@ -187,6 +189,22 @@ def oracle(pool: Pool, i: int, cfg: PlanConfig, fuser: Fuser, ref: Decision) -> 
         if decision(pool.summary(i, n), fuser, cfg) == ref:
             return n
     return n
+
+
+def oracle_any(pool: Pool, i: int, cfg: PlanConfig, fuser: Fuser, ref: Decision) -> int:
+    """The fewest samples, at least ``n_min``, whose decision is ``ref``, on no schedule (rounds
+    of one sample): what no stopping rule on prefixes of the pool can beat."""
+    size = pool.size(i)
+    return next((n for n in range(min(cfg.n_min, size), size + 1)
+                 if decision(pool.summary(i, n), fuser, cfg) == ref), size)
+
+
+def at_share(drawn: list[int], first: list[int], share: float) -> int:
+    """Samples drawn when ``1 - share`` of the problems may get another decision than the
+    reference's: those with the most to save stop after their first round (``first``), the
+    rest as ``drawn``. A bound: no rule at that share of identical decisions draws fewer."""
+    gains = sorted((d - f for d, f in zip(drawn, first, strict=True)), reverse=True)
+    return sum(drawn) - sum(gains[: int((1 - share) * len(drawn))])
 
 
 def fixed(pool: Pool, i: int, n: int, cfg: PlanConfig, fuser: Fuser) -> Outcome:

@@ -65,6 +65,13 @@ def test_rounds_and_decisions_by_hand(pool):
     assert (strict.n, strict.reason, strict.decision) == (8, "n_max", ref[1].decision)
     # the oracle: B's pool decision first appears at 8 samples (2 and 4 give other clusters)
     assert sim.oracle(pool, 1, cfg, fuser, ref[1].decision) == 8
+    # on no schedule it is 7: cluster "7" (3 samples) outgrows "5" (2) at the seventh sample;
+    # A's decision is there from its first two
+    assert sim.oracle_any(pool, 1, cfg, fuser, ref[1].decision) == 7
+    assert sim.oracle_any(pool, 0, cfg, fuser, ref[0].decision) == 2
+    # at 50% identical the problem with most to save (8 - 2) may stop after its first round
+    assert sim.at_share([8, 2, 6], [2, 2, 2], 0.5) == 10
+    assert sim.at_share([8, 2, 6], [2, 2, 2], 1.0) == 16
 
 
 def test_prefix_summary_is_tf_clusters(pool):
