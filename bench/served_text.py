@@ -1,17 +1,19 @@
 """Does a served sample equal the offline engine's at temperature > 0?
 
-The same problems, seeds and sampling options through three paths, SmolLM2-135M-Instruct
-float32 on the CPU:
+The same problems, seeds and sampling options through these paths, SmolLM2-135M-Instruct on
+the CPU, all in ``--dtype`` (default float32):
 
 1. ``tf-sample --engine vllm`` offline (in-process engine, as tf-sample runs it on a CPU);
 2. the same, with ``VLLM_ENABLE_V1_MULTIPROCESSING=1``: the vLLM server's process layout;
 3. ``tf-sample --engine openai`` against a vLLM OpenAI server on 127.0.0.1 (tests/vllm_server.py),
-   twice.
+   twice;
+4. for contrast, offline with ``--dtype auto``: the model's bfloat16 on a CPU with
+   AVX512-BF16 (tf-sample's default there), float32 without.
 
 Prints how many completions are identical between the paths, and the common prefix (in
 characters) of each pair where they are not.
 
-    python bench/served_text.py [--problems 8] [-n 4] [--max-tokens 96] [--temperature 0.7]
+    python bench/served_text.py [--problems 8] [-n 4] [--max-tokens 96] [--temperature 0.7] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--dtype", default="float32", help="of every path but the contrast (4)")
     args = ap.parse_args()
 
     from tests.vllm_server import vllm_server
@@ -67,10 +70,12 @@ def main() -> None:
         flags = ["-n", str(args.n), "--max-tokens", str(args.max_tokens), "--temperature",
                  str(args.temperature), "--seed", "0", "-q", str(src)]
         print(f"{args.problems} problems x {args.n} samples, temperature {args.temperature}, "
-              f"at most {args.max_tokens} tokens, seed 0", flush=True)
-        offline = tf_sample(["--engine", "vllm", "-m", model, *flags])
-        layout = tf_sample(["--engine", "vllm", "-m", model, *flags], {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})
-        with vllm_server(model, Path(tmp) / "server.log") as url:
+              f"at most {args.max_tokens} tokens, seed 0, {args.dtype}", flush=True)
+        offline = tf_sample(["--engine", "vllm", "-m", model, "--dtype", args.dtype, *flags])
+        layout = tf_sample(["--engine", "vllm", "-m", model, "--dtype", args.dtype, *flags],
+                           {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"})
+        auto = tf_sample(["--engine", "vllm", "-m", model, "--dtype", "auto", *flags])
+        with vllm_server(model, Path(tmp) / "server.log", args=("--dtype", args.dtype)) as url:
             served = [tf_sample(["--engine", "openai", "--base-url", url, "-m", "teacher", *flags])
                       for _ in range(2)]
     seeds = [r["_tf"]["sample"]["seed"] for r in offline] == [r["_tf"]["sample"]["seed"] for r in served[0]]
@@ -81,6 +86,7 @@ def main() -> None:
     compare("offline vs offline in the server's layout", offline, layout)
     compare("served vs offline", served[0], offline)
     compare("served vs offline in the server's layout", served[0], layout)
+    compare("served vs offline --dtype auto (contrast)", served[0], auto)
 
 
 if __name__ == "__main__":
