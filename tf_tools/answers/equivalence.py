@@ -349,12 +349,11 @@ def _long_numbers(gold: Normal, pred: Normal, tolerance: float) -> FastResult | 
     if a is None or b is None:
         return None
     (wa, fa, exact_a), (wb, fb, exact_b) = a, b
-    if exact_a and exact_b:
-        # integers and mixed numbers (whose fraction is proper, never 0): equal exactly
-        # when the whole parts and the fractions are
-        return FastResult(wa == wb and fa == fb, "numeric")
-    if wa == wb and fa == fb:
-        return FastResult(True, "numeric")
+    same = wa == wb and fa == fb
+    if same or (exact_a and exact_b):
+        # integers and mixed numbers (whose fraction is proper, never 0) are equal exactly
+        # when the whole parts and the fractions are; decimals within the tolerance below
+        return FastResult(same, "numeric")
     with decimal.localcontext() as ctx:
         ctx.prec, ctx.Emax, ctx.Emin = 50, decimal.MAX_EMAX, decimal.MIN_EMIN
         va = wa + Decimal(fa.numerator) / Decimal(fa.denominator)
@@ -369,12 +368,12 @@ def _long_value(text: str) -> tuple[Decimal, Fraction, bool] | None:
     text = text.strip()
     m = _MIXED_RE.match(text) if "/" in text else None
     if m:
-        top, bottom = m.group(3), m.group(4)
-        if len(top) + len(bottom) > LONG:
+        if len(m.group(3)) + len(m.group(4)) > LONG:
             return None
-        fraction = Fraction(int(top), int(bottom)) if int(bottom) else None
-        if fraction is None or not 0 < fraction < 1:
+        top, bottom = int(m.group(3)), int(m.group(4))
+        if not 0 < top < bottom:  # a proper fraction, as to_number reads "2 3/4"
             return None
+        fraction = Fraction(top, bottom)
         # the sign goes into the text: arithmetic on a Decimal rounds to the context's precision
         whole = Decimal(m.group(1) + m.group(2))
         return whole, -fraction if m.group(1) == "-" else fraction, True
