@@ -29,6 +29,8 @@ samples at >= 95% identical decisions) is reached.
     python bench/adaptive.py                       # all three pools, ~3-4 min on 2 CPUs
     python bench/adaptive.py --pools gsm8k-16 qwen25math --seed 1
     python bench/adaptive.py --n-min 8 --n-max 0 --stable decision --grid-n-min 4 8
+    python bench/adaptive.py --pools gsm8k-16 --grid-n-min 5 --grid-n-max 0 \
+        --grid-stable decision --grid-confidence 0.95 0.8 0.6 0 --no-any-prefix
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import replace
+from itertools import product
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -147,8 +150,8 @@ def detail(bench: Bench, cfg: PlanConfig) -> None:
     biggest = max(len(p) for p in bench.pool.problems)
     n_max = "pool" if cfg.n_max >= WHOLE else cfg.n_max
     n_fixed = f"N={cfg.n_max}" if cfg.n_max < biggest else "N=pool"
-    print(f"setting: n_min {cfg.n_min}, n_max {n_max}, stable {cfg.stable}, max_correct "
-          f"{cfg.max_correct}, policy {cfg.policy} (k_max {cfg.k_max}, gamma {cfg.gamma:g})")
+    print(f"setting: n_min {cfg.n_min}, n_max {n_max}, stable {cfg.stable} (confidence "
+          f"{cfg.confidence:g}), max_correct {cfg.max_correct}, policy {cfg.policy} (k_max {cfg.k_max}, gamma {cfg.gamma:g})")
     print(f"{'rule':30} {'samples':>14} {'tokens':>14}" + "".join(
         f"{c:>12}" for c in ("identical", "up-to-ties", "k", "clusters", "correct", "sample/none")))
     print(row("adaptive (tf-plan)", a))
@@ -169,21 +172,22 @@ def grid(bench: Bench, args: argparse.Namespace) -> None:
     biggest = max(len(p) for p in bench.pool.problems)
     n_maxes = sorted({min(n or WHOLE, WHOLE) for n in args.grid_n_max if (n or WHOLE) < biggest}
                      | {WHOLE})
-    print(f"\ntrade-off: {'n_min':>5} {'n_max':>5} {'stable':>8}  {'saved':>6} {'tokens':>6}  "
+    print(f"\ntrade-off: {'n_min':>5} {'n_max':>5} {'stable':>8} {'conf':>5}  {'saved':>6} {'tokens':>6}  "
           f"{'identical':>9} {'up-to-ties':>10}   {'fixed N (same budget)':>22}")
     hits = []
     for n_min in args.grid_n_min:
         for n_max in n_maxes:
-            for stable in args.grid_stable:
-                cfg = replace(bench.base, n_min=n_min, n_max=n_max, stable=stable)
+            for stable, conf in product(args.grid_stable, args.grid_confidence):
+                cfg = replace(bench.base, n_min=n_min, n_max=n_max, stable=stable,
+                              confidence=conf)
                 _, a = bench.adaptive(cfg)
                 same_n = round(a.samples / a.problems)
                 f = bench.fixed(same_n)
                 saved, same = 1 - a.samples / a.ref_samples, a.share(a.identical)
                 mark = "  <- target" if saved >= TARGET_SAVED and same >= TARGET_SAME else ""
                 if mark:
-                    hits.append(f"n_min {n_min} n_max {n_max} stable {stable}")
-                print(f"           {n_min:5} {'pool' if n_max >= WHOLE else n_max:>5} {stable:>8}  "
+                    hits.append(f"n_min {n_min} n_max {n_max} stable {stable} confidence {conf}")
+                print(f"           {n_min:5} {'pool' if n_max >= WHOLE else n_max:>5} {stable:>8} {conf:5.2f}  "
                       f"{pct(saved)} {pct(1 - a.tokens / a.ref_tokens)}  {pct(same):>9} "
                       f"{pct(a.share(a.up_to_ties)):>10}   N={same_n:<3} {pct(f.share(f.identical))} "
                       f"{pct(f.share(f.up_to_ties))}{mark}")
@@ -219,6 +223,8 @@ def main() -> None:
     ap.add_argument("--n-min", type=int, default=defaults.n_min)
     ap.add_argument("--n-max", type=int, default=defaults.n_max, help="0: the whole pool")
     ap.add_argument("--stable", choices=("k", "decision"), default=defaults.stable)
+    ap.add_argument("--confidence", type=float, default=defaults.confidence,
+                    help="tf-plan --confidence: level of the error rate's interval")
     ap.add_argument("--max-correct", type=int, default=defaults.max_correct)
     ap.add_argument("--k-max", type=int, default=defaults.k_max)
     ap.add_argument("--gamma", type=float, default=defaults.gamma)
@@ -227,12 +233,14 @@ def main() -> None:
     ap.add_argument("--grid-n-max", type=int, nargs="+", default=[16, 32, 0],
                     help="0: the whole pool; values at or above a pool's size are skipped")
     ap.add_argument("--grid-stable", nargs="+", choices=("k", "decision"), default=["k", "decision"])
+    ap.add_argument("--grid-confidence", type=float, nargs="+", default=[defaults.confidence],
+                    help="tf-plan --confidence values in the trade-off (e.g. 0.95 0.8 0.6 0)")
     ap.add_argument("--no-any-prefix", dest="any_prefix", action="store_false",
                     help="skip the bound on no schedule (it summarises every prefix of the pool)")
     args = ap.parse_args()
     base = PlanConfig(n_min=args.n_min, n_max=args.n_max or WHOLE, stable=args.stable,
                       max_correct=args.max_correct, k_max=args.k_max, gamma=args.gamma,
-                      policy=args.policy)
+                      policy=args.policy, confidence=args.confidence)
     t0 = time.perf_counter()
     for name in args.pools:
         pool = Pool(load(args, name), ClusterConfig(workers=args.workers))

@@ -82,6 +82,22 @@ def test_stable_when_k_is_the_same_across_the_interval_or_the_last_round():
     assert decide(again, PlanConfig(n_min=4, n_max=64, max_correct=2))[0] == expected
 
 
+def test_the_intervals_level_is_chosen_by_confidence():
+    # 16 of 32 wrong, one cluster: at 95% the interval spans k = 0 and 1; at confidence 0 it is
+    # the observed rate 0.5 alone, k = round(0.5) = 1 at both ends: stable
+    half = summary(list(range(0, 32, 2)), {"9": list(range(1, 32, 2))})
+    assert decide(half, PlanConfig(n_min=4, n_max=64, max_correct=1)) == (None, 32)
+    assert decide(half, PlanConfig(n_min=4, n_max=64, max_correct=1, confidence=0.0)) == (
+        "stable", 32)
+    assert wilson(5, 10, PlanConfig(confidence=0.0).z) == pytest.approx((0.5, 0.5))
+    assert PlanConfig().z == pytest.approx(1.959964, abs=1e-6)
+    wide = wilson(3, 10, PlanConfig(confidence=0.99).z)
+    narrow = wilson(3, 10, PlanConfig(confidence=0.8).z)
+    assert wide[0] < narrow[0] < 0.3 < narrow[1] < wide[1]
+    with pytest.raises(ValueError, match="confidence"):
+        PlanConfig(confidence=1.0)
+
+
 def test_next_round_doubles_within_the_bounds():
     cfg = PlanConfig(n_min=4, n_max=12)
     assert [next_round(n, cfg) for n in (0, 2, 4, 8, 12)] == [4, 2, 4, 4, 0]
@@ -108,6 +124,13 @@ def test_cli_writes_open_problems_with_their_plan_and_sums_up(tmp_path):
     assert runner.invoke(app, [str(src), "--n-min", "8", "--n-max", "4"]).exit_code == 2
     assert runner.invoke(app, [str(src), "--policy", "nope"]).exit_code == 2
     assert runner.invoke(app, [str(src), "--stable", "nope"]).exit_code == 2
+    assert runner.invoke(app, [str(src), "--confidence", "1"]).exit_code == 2
+    half = write_jsonl(tmp_path / "half.jsonl",
+                       [summary(list(range(0, 32, 2)), {"9": list(range(1, 32, 2))})])
+    reasons = [read_jsonl(runner.invoke(app, [str(half), "--n-max", "64", "--max-correct", "1",
+                                              "--all", *flags]).stdout)[0]["_tf"]["plan"]["reason"]
+               for flags in ([], ["--confidence", "0"])]
+    assert reasons == ["more_samples", "stable"]
     assert runner.invoke(app, [str(src), "--n-max", "16", "--stable", "decision"]).exit_code == 0
 
 

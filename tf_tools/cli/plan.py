@@ -44,7 +44,8 @@ def plan(
     gamma: Annotated[float, typer.Option("--gamma", min=0.0, help="tf-fuse --gamma.")] = 1.0,
     min_error_rate: Annotated[float, typer.Option("--min-error-rate", min=0.0, max=1.0, help="tf-fuse --min-error-rate (threshold).")] = 0.25,
     min_modes: Annotated[float, typer.Option("--min-modes", min=0.0, help="tf-fuse --min-modes (threshold).")] = 1.0,
-    stable: Annotated[str, typer.Option("--stable", help="When k counts as settled: k (the same k across the error rate's 95% interval, or as before the last round) or decision (the same k across the interval and the same k and k largest clusters as before the last round: stricter, more samples; bench/adaptive.py).")] = "k",
+    stable: Annotated[str, typer.Option("--stable", help="When k counts as settled: k (the same k across the error rate's interval (--confidence), or as before the last round) or decision (the same k across the interval and the same k and k largest clusters as before the last round: stricter, more samples; bench/adaptive.py).")] = "k",
+    confidence: Annotated[float, typer.Option("--confidence", min=0.0, max=0.999, help="Level of the error rate's interval in --stable (0: the observed rate alone; lower stops sooner and agrees less with a fixed n_max run; bench/adaptive.py --grid-confidence).")] = 0.95,
     round_no: Annotated[int | None, typer.Option("--round", help="Round number to record in _tf.plan.")] = None,
     all_problems: Annotated[bool, typer.Option("--all", help="Also write the decided problems (n = 0 and the reason).")] = False,
     *,
@@ -63,7 +64,7 @@ def plan(
     cfg = PlanConfig(n_min=n_min, n_max=n_max, max_correct=max_correct, policy=policy,
                      k_max=k_max, gamma=gamma, min_error_rate=min_error_rate,
                      min_modes=min_modes, write_done=all_problems, id_key=run.id_key,
-                     stable=stable)
+                     stable=stable, confidence=confidence)
     paths = common.require_input(inputs)
     _reader, records = run.read(paths, "plan")
     out = common.open_output(output, False, "problems already planned", id_key=run.id_key)

@@ -15,8 +15,8 @@ A problem is decided (no more samples) when, in this order:
    dropped, reported);
 3. ``stable``: it has at least ``max_correct`` distinct correct solutions (what tf-fuse keeps)
    and the k tf-fuse would choose is settled: the same k at both ends of the error rate's
-   95% Wilson interval (entropy and clusters as observed), or the same k as before the last
-   round. With ``stable="decision"`` (stricter; bench/adaptive.py measures both): the same k
+   Wilson interval at ``confidence`` (95% by default; entropy and clusters as observed), or
+   the same k as before the last round. With ``stable="decision"`` (stricter; bench/adaptive.py measures both): the same k
    at both ends of the interval *and* the same k and the same k largest clusters (largest
    first, ties by the smaller first sample_idx, as tf-fuse takes them) as before the last
    round.
@@ -34,6 +34,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 from tf_tools.clustering.answers import entropy
@@ -43,7 +44,6 @@ from tf_tools.schema import TF_KEY, Record, is_failed, provenance
 #: fields tf-cluster adds to a problem: not carried into the next round's problem record
 SUMMARY_KEYS = frozenset({"n", "n_correct", "error_rate", "n_error_modes", "entropy",
                           "n_clustered", "n_ungradable", "correct", "clusters", "unclustered"})
-_Z95 = 1.959964
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,20 @@ class PlanConfig:
     min_error_rate: float = 0.25
     min_modes: float = 1.0
     stable: str = "k"  # "k" or "decision": the stability test of rule 3
+    confidence: float = 0.95  # level of the error rate's interval in rule 3 (0: the point)
     write_done: bool = False  # also write decided problems (n = 0, the reason)
     id_key: str = "id"
 
     def __post_init__(self) -> None:
         if self.stable not in ("k", "decision"):
             raise ValueError(f"unknown stability test {self.stable!r} (k or decision)")
+        if not 0.0 <= self.confidence < 1.0:
+            raise ValueError(f"confidence {self.confidence!r} is not in [0, 1)")
+
+    @property
+    def z(self) -> float:
+        """The normal quantile of a two-sided interval at ``confidence``."""
+        return NormalDist().inv_cdf(0.5 + self.confidence / 2)
 
     def k(self, error_rate: float | None, h: float, m: int) -> int:
         return choose_k(self.policy, error_rate, h, m, k_max=self.k_max, gamma=self.gamma,
@@ -130,14 +138,14 @@ def _choice(samples: list[_Sample], cfg: PlanConfig) -> tuple[int, tuple[int, ..
     return k, tuple(sorted(sizes, key=lambda c: (-sizes[c], first[c]))[:k])
 
 
-def wilson(successes: int, n: int) -> tuple[float, float]:
-    """The 95% Wilson score interval of a proportion."""
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default; z = 0: the point)."""
     if n == 0:
         return 0.0, 1.0
     p = successes / n
-    denom = 1 + _Z95 ** 2 / n
-    centre = (p + _Z95 ** 2 / (2 * n)) / denom
-    half = _Z95 * math.sqrt(p * (1 - p) / n + _Z95 ** 2 / (4 * n * n)) / denom
+    denom = 1 + z ** 2 / n
+    centre = (p + z ** 2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z ** 2 / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
@@ -155,7 +163,7 @@ def decide(rec: Record, cfg: PlanConfig) -> tuple[str | None, int]:
     if n_correct == 0 or len(distinct) < cfg.max_correct:
         return None, n
     wrong = len(samples) - n_correct
-    lo, hi = wilson(wrong, len(samples))
+    lo, hi = wilson(wrong, len(samples), cfg.z)
     settled = _k_of(samples, cfg, lo) == _k_of(samples, cfg, hi)
     last_round = max(s.round_start for s in samples)
     before = [s for s in samples if s.idx < last_round]
