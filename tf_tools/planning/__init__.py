@@ -16,10 +16,10 @@ A problem is decided (no more samples) when, in this order:
 3. ``stable``: it has at least ``max_correct`` distinct correct solutions (what tf-fuse keeps)
    and the k tf-fuse would choose is settled: the same k at both ends of the error rate's
    Wilson interval at ``confidence`` (95% by default; entropy and clusters as observed), or
-   the same k as before the last round. With ``stable="decision"`` (stricter; bench/adaptive.py measures both): the same k
-   at both ends of the interval *and* the same k and the same k largest clusters (largest
-   first, ties by the smaller first sample_idx, as tf-fuse takes them) as before the last
-   round.
+   the same k as before the last round. With ``stable="decision"`` (stricter;
+   bench/adaptive.py measures both): the same k at both ends of the interval *and* the same
+   k and the same k largest clusters (largest first, ties by the smaller first sample_idx,
+   as tf-fuse takes them) as before the last round.
 
 Otherwise it gets another round: as many samples as it has (doubling), at most up to
 ``n_max``, and at least ``n_min`` in all. ``PlanStats`` counts the decisions.
